@@ -1,0 +1,48 @@
+"""The `hybridmask` command line: one sub-command per module in `pipelines/commands/`.
+
+Verb modules import heavy libraries (torch, Ray) inside their handlers, so `hybridmask --help` stays fast.
+This module is the top of the import graph: it may reach every package, `tune_configs` included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from masking.errors import InputError
+
+VERB_MODULES = (
+    "pipelines.commands.demo",
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hybridmask",
+        description="Train face recognition on privacy-masked faces and measure, with real attacks, how private it stays.",
+    )
+    subparsers = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    for module_name in VERB_MODULES:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one verb; bad input prints one clear line (exit 2) instead of a traceback."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except InputError as error:
+        if os.environ.get("HYBRIDMASK_DEBUG"):
+            raise
+        print(f"hybridmask {args.verb}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hybridmask {args.verb}: interrupted; re-run the same command to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

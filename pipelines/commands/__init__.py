@@ -1,0 +1,1 @@
+"""One module per `hybridmask` verb; each exposes `register(subparsers)`."""

@@ -1,0 +1,42 @@
+"""Shared fixtures: the real face data beside the checkout, one Ray instance per test module."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("HYBRIDMASK_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
+
+
+def _shared_folder(*parts: str) -> Path:
+    folder = SHARED_DATA.joinpath(*parts)
+    if not folder.is_dir():
+        pytest.skip(f"real face data not found at {folder} (set HYBRIDMASK_SHARED_DATA to its location)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def orl_dir() -> Path:
+    """The ORL database (40 people x 10 PGM images)."""
+    return _shared_folder("orl")
+
+
+@pytest.fixture(scope="session")
+def yaleb_dir() -> Path:
+    """Extended Yale B, cropped, as distributed (junk files included)."""
+    return _shared_folder("yaleb", "CroppedYale")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    """One local Ray instance for a whole test module: starting Ray costs seconds."""
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
