@@ -15,6 +15,8 @@ from typing import Any
 
 from masking.errors import InputError
 
+UNREADABLE = "unreadable"
+
 
 @dataclass(frozen=True)
 class SourceFile:
@@ -23,6 +25,14 @@ class SourceFile:
     relative_path: str  # POSIX, relative to the collection's root; the sort key of the whole pipeline
     identity: str | None
     load: Callable[[], bytes] = field(repr=False, compare=False)
+
+    def read(self) -> tuple[bytes | None, str]:
+        """(content, its SHA-256 hex), or (None, why) when the file cannot be read: it is then skipped, not fatal."""
+        try:
+            data = self.load()
+        except OSError as error:
+            return None, f"{UNREADABLE}: {error.strerror or error}"
+        return data, hashlib.sha256(data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -44,7 +54,7 @@ class FaceCollection:
 
     def fingerprint(self) -> str:
         """A digest of every (relative path, content) pair: tells a re-run whether the source is the same data."""
-        return fingerprint_of((item.relative_path, hashlib.sha256(item.load()).hexdigest()) for item in self.files)
+        return fingerprint_of((item.relative_path, item.read()[1]) for item in self.files)
 
 
 def fingerprint_of(path_digests) -> str:
@@ -71,8 +81,12 @@ def scan_folder(source: str | Path) -> FaceCollection:
     if not root.is_dir():
         raise InputError(f"SRC {str(source)!r} is a file; give the folder that holds one sub-folder per person")
     root = root.resolve()
-    files = []
+    files, visited = [], set()
     for directory, subdirectories, names in os.walk(root, followlinks=True):
+        if os.path.realpath(directory) in visited:  # a linked folder seen already: stop, or a link loop never ends
+            subdirectories.clear()
+            continue
+        visited.add(os.path.realpath(directory))
         subdirectories.sort()
         for name in names:
             path = Path(directory) / name

@@ -13,7 +13,6 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
-import hashlib
 import json
 import multiprocessing
 import shutil
@@ -30,9 +29,9 @@ from tqdm import tqdm
 
 from masking.errors import InputError
 from pipelines.face_images import COLOR_MODES, ImageOptions, Rejection, make_face
-from pipelines.face_sources import FaceCollection, SourceFile, fingerprint_of, scan_folder
+from pipelines.face_sources import UNREADABLE, FaceCollection, SourceFile, fingerprint_of, scan_folder
 from pipelines.shards import ImageRow, PixelSpill, write_pairs, write_split
-from pipelines.splits import split_identities, split_sizes, verification_pairs
+from pipelines.splits import check_fractions, split_identities, split_sizes, verification_pairs
 from trainers.schema import MANIFEST_NAME, SCHEMA_VERSION, SPLITS
 
 OUTSIDE_IDENTITY = "not inside an identity folder"
@@ -60,6 +59,7 @@ class PrepareOptions:
     def validate(self) -> None:
         if self.size < 8 or self.size % 8:
             raise InputError(f"--size {self.size} is not a positive multiple of 8 (the 8x8 DCT blocks); try 112 or 64")
+        check_fractions(tuple(self.splits))
         if self.color not in COLOR_MODES:
             raise InputError(f"--color {self.color!r} is not one of {', '.join(COLOR_MODES)}")
         for name, value, least in (("--min-size", self.min_size, 1), ("--min-images", self.min_images, 1),
@@ -159,13 +159,10 @@ def _publish(staging: Path, out: Path) -> None:
     shutil.rmtree(retired)
 
 
-def _loaded(files: list[SourceFile]) -> Iterator[list[tuple[SourceFile, bytes, str]]]:
+def _loaded(files: list[SourceFile]) -> Iterator[list[tuple[SourceFile, bytes | None, str]]]:
+    """Batches of (file, content or None when unreadable, SHA-256 or why unreadable)."""
     for start in range(0, len(files), _BATCH):
-        batch = []
-        for item in files[start : start + _BATCH]:
-            data = item.load()
-            batch.append((item, data, hashlib.sha256(data).hexdigest()))
-        yield batch
+        yield [(item, *item.read()) for item in files[start : start + _BATCH]]
 
 
 def _path_rejection(item: SourceFile) -> tuple[str, str] | None:
@@ -186,11 +183,14 @@ def _decode_all(collection: FaceCollection, options: ImageOptions, spill: PixelS
                                           file=sys.stderr, mininterval=2.0, disable=not progress) as bar:
         for batch in _loaded(collection.files):
             fresh = {digest: data for item, data, digest in batch
-                     if _path_rejection(item) is None and digest not in first_seen}
+                     if data is not None and _path_rejection(item) is None and digest not in first_seen}
             results = dict(zip(fresh, mapper(make, fresh.values())))
-            for item, _, digest in batch:
+            for item, data, digest in batch:
                 found.path_digests.append((item.relative_path, digest))
-                _record(found, first_seen, results, item, digest, spill)
+                if data is None:
+                    found.skip(item.relative_path, UNREADABLE, digest)
+                else:
+                    _record(found, first_seen, results, item, digest, spill)
             bar.update(len(batch))
     return found
 

@@ -17,17 +17,23 @@ MIN_IDENTITIES_PER_SPLIT = 2  # verify needs two people for impostor pairs; one-
 
 
 def parse_fractions(text: str) -> tuple[float, ...]:
-    """'0.6,0.2,0.2' -> fractions for (private, verify, public); they must be positive and add up to 1."""
+    """'0.6,0.2,0.2' -> fractions for (private, verify, public)."""
     try:
         fractions = tuple(float(part) for part in text.split(","))
     except ValueError:
         fractions = ()
+    check_fractions(fractions, shown=text)
+    return fractions
+
+
+def check_fractions(fractions: tuple[float, ...], shown: str | None = None) -> None:
+    """One positive fraction per split, adding up to 1."""
     if len(fractions) != len(SPLITS) or any(not f > 0 for f in fractions) or not math.isclose(sum(fractions), 1.0):
+        shown = shown if shown is not None else ",".join(str(f) for f in fractions)
         raise InputError(
-            f"--splits {text!r} is not three positive fractions for {','.join(SPLITS)} that add up to 1; "
+            f"--splits {shown!r} is not three positive fractions for {','.join(SPLITS)} that add up to 1; "
             "write e.g. --splits 0.6,0.2,0.2"
         )
-    return fractions
 
 
 def split_sizes(num_identities: int, fractions: tuple[float, ...]) -> dict[str, int]:

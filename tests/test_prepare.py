@@ -71,6 +71,8 @@ def messy_source(tmp_path: Path) -> Path:
     write(root / "frank" / "gray.png", encoded(face_like(1009, channels=1), ".png"))
     write(root / "bob" / "only.png", encoded(face_like(1010), ".png"))
     write(root / "README.txt", b"faces collected in 2019\n")
+    (alice / "gone.jpg").symlink_to(root / "deleted.jpg")  # listed, but cannot be read
+    (alice / "loop").symlink_to(root, target_is_directory=True)  # a link cycle must not hang the scan
     return root
 
 
@@ -142,6 +144,7 @@ def test_bad_inputs_each_get_their_documented_outcome(messy_source: Path, tmp_pa
     assert reasons == {
         "README.txt": "not inside an identity folder",
         "alice/empty.jpg": "empty file",
+        "alice/gone.jpg": "unreadable: No such file or directory",
         "alice/truncated.png": "corrupt or truncated",
         "alice/notes.png": "not an image",
         "alice/tiny.png": "too small: 4x4 pixels, --min-size is 24",
@@ -190,6 +193,13 @@ def test_same_seed_gives_byte_identical_output_and_a_rerun_rewrites_it_identical
     assert shard_bytes(again) == shard_bytes(orl_prepared)
     assert (again / "private" / "part-00000.parquet").stat().st_ino != first_inode  # rewritten, not skipped
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+
+
+def test_worker_processes_give_the_same_bytes_as_one_process(messy_source: Path, tmp_path: Path) -> None:
+    options = PrepareOptions(size=16, splits=EVEN_SPLITS)
+    prepare_folder(messy_source, tmp_path / "one", options, workers=1)
+    prepare_folder(messy_source, tmp_path / "two", options, workers=2)
+    assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "two")
 
 
 def test_another_seed_gives_another_identity_split(orl_dir: Path, orl_prepared: Path, tmp_path: Path) -> None:
@@ -257,7 +267,7 @@ def test_cli_prepare_prints_a_summary_and_bad_input_exits_2(messy_source: Path, 
     code = cli.main(["prepare", str(messy_source), "--out", str(out), "--size", "16", "--splits", "0.34,0.33,0.33",
                      "--no-progress"])
     printed = capsys.readouterr().out
-    assert code == 0 and "of 6 identities" in printed and "skipped 8 of" in printed
+    assert code == 0 and "of 6 identities" in printed and "skipped 9 of" in printed
     assert cli.main(["prepare", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
     assert "does not exist" in capsys.readouterr().err
 
