@@ -38,7 +38,6 @@ from rl_env.learner_link import LearnerLink, LearnerState, WindowResult
 from rl_env.reward import RunningMean, window_reward
 from rl_env.standin import StandInLearner, StandInSurface
 
-ENV_NAME = "hybridmask/MixUpK"
 OBSERVATION_FIELDS = (
     "progress",
     "last_mixed_loss",
@@ -219,11 +218,3 @@ class MixUpKEnv(gym.Env):
         record = {"episode": self._episodes, "centred_reward": reward, **info}
         with Path(self.config.window_log_path).open("a", encoding="utf-8") as log:
             log.write(json.dumps(record) + "\n")
-
-
-def register_mixup_env() -> str:
-    """Register the environment under `ENV_NAME` with RLlib's registry (for configs that name envs)."""
-    from ray.tune.registry import register_env
-
-    register_env(ENV_NAME, MixUpKEnv)
-    return ENV_NAME

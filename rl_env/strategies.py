@@ -3,6 +3,7 @@
 Both run on RLlib's new API stack inside the calling process: no remote EnvRunners (`num_env_runners=0`,
 the environment steps in the driver, where it waits on the FR learner anyway) and a local Learner
 (`num_learners=0`). Neither holds Ray resources, so the Ray Train workers can have every CPU and GPU.
+Start Ray before `build_strategy`: RLlib otherwise starts a local Ray of its own with every CPU.
 """
 
 from __future__ import annotations

@@ -244,18 +244,23 @@ def mailbox(ray_cluster, request):
     ray_cluster.kill(handle)
 
 
-def test_lock_step_exchange_with_two_workers_averages_their_losses(mailbox):
-    from rl_env.mailbox import MailboxClient, RemoteLearnerLink
+def test_lock_step_exchange_with_two_worker_processes_averages_their_losses(mailbox, ray_cluster, request):
+    from rl_env.mailbox import RemoteLearnerLink
 
-    def losses_for(rank, k):
-        return 10.0 * k + rank, 1.0 + rank
+    @ray_cluster.remote(num_cpus=1)
+    def worker(mailbox_name, rank):  # its own process, finding the mailbox by name as a Ray Train worker does
+        from rl_env.mailbox import MailboxClient
 
-    workers = in_threads(*(lambda r=r: serve_windows(MailboxClient(mailbox, r), r, 3, losses_for) for r in (0, 1)))
-    link = RemoteLearnerLink(mailbox, timeout_s=20.0)
+        client = MailboxClient.from_name(mailbox_name, rank)
+        for window in range(3):
+            k = client.next_k(window, timeout_s=60.0)
+            client.report(window, 10.0 * k + rank, 1.0 + rank, progress=(window + 1) / 10)
+
+    workers = [worker.remote(f"mailbox-{request.node.name}", rank) for rank in (0, 1)]
+    link = RemoteLearnerLink(mailbox, timeout_s=60.0)
     assert link.start_episode() == LearnerState(0.0, 0, False)
     results = [link.train_window(k) for k in (2, 5, 3)]
-    for worker in workers:
-        worker.join(timeout=20)
+    ray_cluster.get(workers, timeout=60)
 
     assert [r.mixed_loss for r in results] == pytest.approx([20.5, 50.5, 30.5])
     assert [r.clean_val_loss for r in results] == pytest.approx([1.5] * 3)
