@@ -30,7 +30,7 @@ import ray
 from ray.actor import ActorHandle
 
 from masking.errors import InputError
-from rl_env.learner_link import LearnerState, LearnerTimeout, WindowResult
+from rl_env.learner_link import LearnerLink, LearnerState, LearnerTimeout, WindowResult
 
 MAX_CONCURRENT_CALLS = 256
 """Waiting calls held at once by the mailbox: N workers and the environment, with room for restarts."""
@@ -183,7 +183,7 @@ def _get(ref: ray.ObjectRef, wait_s: float, side: str):
         ) from None
 
 
-class RemoteLearnerLink:
+class RemoteLearnerLink(LearnerLink):
     """The environment's `LearnerLink` over a `LearnerMailbox`: one window = submit k, then await the reports."""
 
     def __init__(self, mailbox: ActorHandle, timeout_s: float) -> None:

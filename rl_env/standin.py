@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from masking.errors import InputError
-from rl_env.learner_link import LearnerState, WindowResult
+from rl_env.learner_link import LearnerLink, LearnerState, WindowResult
 from rl_env.reward import DEFAULT_LOSS_WEIGHT, DEFAULT_UTILITY_PENALTY, window_reward
 
 
@@ -106,7 +106,7 @@ class StandInSurface:
         return max(gains, default=0.0)
 
 
-class StandInLearner:
+class StandInLearner(LearnerLink):
     """A `LearnerLink` answering each window from `StandInSurface`; costs microseconds, trains nothing."""
 
     def __init__(self, surface: StandInSurface, window_batches: int) -> None:

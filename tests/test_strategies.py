@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from rl_env.env import MixUpKEnv
-from rl_env.env_config import MixUpKEnvConfig
+from rl_env.env_config import MailboxLinkSpec, MixUpKEnvConfig
+from rl_env.learner_link import LearnerTimeout
 from rl_env.standin import StandInSurface
 from rl_env.strategies import (
     ALGORITHMS,
@@ -19,6 +20,7 @@ from rl_env.strategies import (
     mean_policy_probabilities,
     policy_probabilities,
     restore_strategy,
+    train_once,
 )
 
 MAX_ITERATIONS = 25  # one iteration = one episode of 10 windows; both learn the stand-in in well under this
@@ -116,3 +118,16 @@ def test_without_utility_penalty_the_strategy_learns_the_largest_k(ray_cluster):
         assert probability > TARGET_PROBABILITY, f"p(k=6)={probability:.2f} after {iterations} iterations"
     finally:
         algo.stop()
+
+
+def test_training_against_a_silent_learner_raises_learner_timeout_instead_of_hanging(ray_cluster):
+    from rl_env.mailbox import create_mailbox
+
+    mailbox = create_mailbox("silent-run", num_workers=2)  # no training worker ever answers
+    algo = build_strategy(StrategyConfig(), MixUpKEnvConfig(link=MailboxLinkSpec("silent-run", timeout_s=0.5)))
+    try:
+        with pytest.raises(LearnerTimeout, match="training workers did not report window 0"):
+            train_once(algo)
+    finally:
+        algo.stop()
+        ray_cluster.kill(mailbox)
