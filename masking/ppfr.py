@@ -97,9 +97,21 @@ def check_ratio(ratio: float) -> float:
     return ratio
 
 
+def channels_to_drop(ratio: float, num_planes: int) -> int:
+    """How many channels a ratio removes from `num_planes` planes; InputError when it leaves none."""
+    ratio = check_ratio(ratio)
+    num_channels = num_planes * COEFFICIENTS_PER_PLANE
+    num_dropped = max(round(ratio * num_channels), num_planes)
+    if num_dropped >= num_channels:
+        raise InputError(
+            f"masking ratio {ratio:g} removes {num_dropped} of {num_channels} channels and leaves none; use a lower ratio"
+        )
+    return num_dropped
+
+
 def select_channels(energy: torch.Tensor, ratio: float, num_planes: int) -> ChannelSelection:
     """Remove round(ratio * N) channels, highest energy first (at least every plane's DC channel)."""
-    ratio = check_ratio(ratio)
+    num_dropped = channels_to_drop(ratio, num_planes)
     energy = torch.as_tensor(energy, dtype=torch.float64).flatten().cpu()
     num_channels = num_planes * COEFFICIENTS_PER_PLANE
     if energy.numel() != num_channels:
@@ -108,14 +120,9 @@ def select_channels(energy: torch.Tensor, ratio: float, num_planes: int) -> Chan
         raise InputError("energy must be finite and non-negative (mean squared coefficients)")
     total = float(energy.sum())
     dc = list(dc_channels(num_planes))
-    ac_total = total - float(energy[dc].sum())
+    dc_energy = float(energy[dc].sum())
     if total <= 0.0:
         raise InputError("the reference images carry no energy (all black?); fit on real training images")
-    num_dropped = max(round(ratio * num_channels), len(dc))
-    if num_dropped >= num_channels:
-        raise InputError(
-            f"masking ratio {ratio:g} removes {num_dropped} of {num_channels} channels and leaves none; use a lower ratio"
-        )
     ranking = energy.clone()
     ranking[dc] = float("inf")  # DC first, whatever its energy
     dropped = torch.argsort(ranking, descending=True, stable=True)[:num_dropped]
@@ -125,7 +132,7 @@ def select_channels(energy: torch.Tensor, ratio: float, num_planes: int) -> Chan
         kept=tuple(kept),
         num_channels=num_channels,
         num_planes=num_planes,
-        ratio=ratio,
+        ratio=float(ratio),
         energy_removed=dropped_energy / total,
-        ac_energy_removed=(dropped_energy - (total - ac_total)) / ac_total if ac_total > 0 else 0.0,
+        ac_energy_removed=(dropped_energy - dc_energy) / (total - dc_energy) if total > dc_energy else 0.0,
     )

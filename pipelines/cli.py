@@ -15,6 +15,8 @@ from masking.errors import InputError
 
 VERB_MODULES = (
     "pipelines.commands.demo",
+    "pipelines.commands.keygen",
+    "pipelines.commands.mask",
 )
 
 
