@@ -75,7 +75,11 @@ class FrequencyMasker:
 
     def mask_reference(self, images: torch.Tensor) -> torch.Tensor:
         """The transform step by step: [B, C, H, W] in [0, 1] -> [B, K, H/8, W/8]."""
-        kept = to_frequency(images)[:, list(self.selection.kept)]
+        return self.mask_frequency_channels(to_frequency(images))
+
+    def mask_frequency_channels(self, freq: torch.Tensor) -> torch.Tensor:
+        """The steps after the DCT: [B, N, h, w] frequency channels -> [B, K, h, w] masked channels."""
+        kept = freq[:, list(self.selection.kept)]
         return normalise(shuffle_and_mix(kept, self.obfuscation), self.stats)
 
     def _compose(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -77,8 +77,9 @@ def mixup(
         return MixUpBatch(mixed=batch, labels=labels[:, None], weights=ones, partners=own)
     partners = _draw_partners(size, k, generator).to(batch.device)
     weights = _draw_weights(size, k, concentration, generator).to(dtype=batch.dtype, device=batch.device)
-    broadcast = (size,) + (1,) * (batch.dim() - 1)
-    mixed = batch * weights[:, 0].reshape(broadcast)
+    flat = batch.reshape(size, -1)
+    mixed = flat * weights[:, :1]
     for j in range(1, k):  # a loop over the k partners, not over samples: k-1 vectorised gathers
-        mixed.addcmul_(batch[partners[:, j]], weights[:, j].reshape(broadcast))
-    return MixUpBatch(mixed=mixed, labels=labels[partners], weights=weights, partners=partners)
+        mixed.addcmul_(flat.index_select(0, partners[:, j]), weights[:, j : j + 1])
+    mixed_labels = labels[partners.to(labels.device)]
+    return MixUpBatch(mixed=mixed.view(batch.shape), labels=mixed_labels, weights=weights, partners=partners)

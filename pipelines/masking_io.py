@@ -30,7 +30,7 @@ from tqdm import tqdm
 from masking.errors import InputError
 from masking.keys import validate_key
 from masking.masker import FrequencyMasker
-from masking.ppfr import DEFAULT_MASKING_RATIO, channels_to_drop, check_ratio
+from masking.ppfr import DEFAULT_MASKING_RATIO, channels_to_drop
 from trainers.schema import MANIFEST_NAME, MASKED_SCHEMA, PAIRS_NAME, SCHEMA_VERSION, split_dir
 
 MASKED_SPLITS = ("private", "verify")
@@ -138,7 +138,8 @@ def mask_dataset(
 ) -> dict:
     """Mask a prepared folder's private and verify splits into `out_dir`; returns the written manifest."""
     data_dir, out_dir = Path(data_dir), Path(out_dir)
-    key, ratio = validate_key(key), check_ratio(ratio)
+    key = validate_key(key)
+    channels_to_drop(ratio)  # a bad ratio fails before any data is read
     if batch_size < 1:
         raise InputError(f"--batch-size is {batch_size}; it must be at least 1")
     prepared = read_manifest(data_dir)
@@ -150,7 +151,6 @@ def mask_dataset(
         raise InputError(f"{data_dir} has no private shards under {split_dir(data_dir, 'private')}; re-run prepare")
     geometry = _image_geometry(files["private"], "private")
     height, width, channels = geometry
-    channels_to_drop(ratio, channels)
     private_rows = _count_rows(files["private"])
 
     def private_batches() -> Iterator[torch.Tensor]:

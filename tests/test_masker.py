@@ -60,6 +60,17 @@ def test_the_highest_energy_channels_are_dropped_first() -> None:
     assert float(energy[ac_dropped].min()) >= float(energy[list(selection.kept)].max())
 
 
+def test_colour_planes_are_ranked_each_on_its_own_and_lose_the_same_share() -> None:
+    energy = torch.cat([torch.rand(64) * 100, torch.rand(64), torch.rand(64) * 0.01])  # Y >> Cb >> Cr
+    selection = select_channels(energy, 0.5, num_planes=3)
+    dropped = torch.tensor(selection.dropped)
+    assert [int(((dropped // 64) == plane).sum()) for plane in range(3)] == [32, 32, 32]
+    for plane in range(3):
+        plane_dropped = [i for i in selection.dropped if i // 64 == plane and i % 64]
+        plane_kept = [i for i in selection.kept if i // 64 == plane]
+        assert float(energy[plane_dropped].min()) >= float(energy[plane_kept].max())
+
+
 def test_energy_removed_on_real_orl_faces_exceeds_94_percent(orl_dir) -> None:
     energy = channel_energy(to_frequency(orl_faces(orl_dir, 40)))
     assert select_channels(energy, 0.5, 1).energy_removed > 0.94
