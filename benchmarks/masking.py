@@ -4,7 +4,9 @@ Side by side, in one run, on batches of 112x112 RGB faces (ORL faces as RGB; ran
 shared data are absent), each pipeline doing the whole job (to frequency channels, keep, shuffle-and-mix,
 normalise, MixUp):
 
-- hybridmask: `FrequencyMasker.mask` (one strided convolution) then `mixup`;
+- hybridmask: `FrequencyMasker.mask` (one strided convolution) then `mixup`, on a channels_last batch (the
+  layout that decoding height x width x channels pixels from the shards gives without a copy), and beside it
+  on a plain NCHW batch;
 - cv2 loop: the DCT done as image-processing code often does it, one `cv2.dct` call per 8x8 block per plane
   per image in Python loops, then the same masking steps and MixUp;
 - upsample + unfold: the approach of public frequency-domain FR code, which upsamples each YCbCr plane x8
@@ -89,6 +91,7 @@ class Pipeline:
     name: str
     batch_size: int
     run: Callable[[torch.Tensor, torch.Tensor], object]
+    memory_format: torch.memory_format = torch.contiguous_format
 
 
 def pipelines(masker: FrequencyMasker, k: int, batch_size: int, copy_target: torch.Tensor) -> list[Pipeline]:
@@ -104,26 +107,38 @@ def pipelines(masker: FrequencyMasker, k: int, batch_size: int, copy_target: tor
     def copy(images, labels):
         return copy_target.copy_(images)
 
+    def mask_only(images, labels):
+        return masker.mask(images)
+
     return [
-        Pipeline("hybridmask (composed conv + MixUp)", batch_size, hybridmask),
+        Pipeline("hybridmask (composed conv + MixUp)", batch_size, hybridmask, torch.channels_last),
         Pipeline("cv2.dct per-block loop", 16, cv2_loop),
         Pipeline("upsample x8 + unfold", 8, upsample_unfold),
-        Pipeline("plain copy of the batch", batch_size, copy),
+        Pipeline("plain copy of the batch", batch_size, copy, torch.channels_last),
+        Pipeline("hybridmask, NCHW input", batch_size, hybridmask),
+        Pipeline("hybridmask mask only, no MixUp", batch_size, mask_only, torch.channels_last),
     ]
 
 
-def images_per_second(pipeline: Pipeline, images: torch.Tensor, min_seconds: float) -> dict:
-    """Median and best rate over repeated runs (at least 5, and at least `min_seconds` in all), after a warm-up."""
-    batch, labels = images[: pipeline.batch_size].contiguous(), torch.arange(pipeline.batch_size)
-    pipeline.run(batch, labels)
-    rates, spent = [], 0.0
-    while len(rates) < 5 or spent < min_seconds:
-        start = time.perf_counter()
-        pipeline.run(batch, labels)
-        elapsed = time.perf_counter() - start
-        rates.append(pipeline.batch_size / elapsed)
-        spent += elapsed
-    return {"batch_size": pipeline.batch_size, "median": statistics.median(rates), "best": max(rates), "runs": len(rates)}
+def measure_rates(pipelines: list[Pipeline], images: torch.Tensor, rounds: int) -> dict[str, dict]:
+    """Images/s of every pipeline: one warm-up run each, then `rounds` rounds in which each pipeline runs once
+    in turn, so that a change of load on a shared machine hits all of them alike. Median and best per pipeline."""
+    batches = {
+        p.name: (images[: p.batch_size].contiguous(memory_format=p.memory_format), torch.arange(p.batch_size))
+        for p in pipelines
+    }
+    rates: dict[str, list[float]] = {p.name: [] for p in pipelines}
+    for p in pipelines:
+        p.run(*batches[p.name])
+    for _ in range(rounds):
+        for p in pipelines:
+            start = time.perf_counter()
+            p.run(*batches[p.name])
+            rates[p.name].append(p.batch_size / (time.perf_counter() - start))
+    return {
+        p.name: {"batch_size": p.batch_size, "median": statistics.median(rates[p.name]), "best": max(rates[p.name])}
+        for p in pipelines
+    }
 
 
 def check_baselines_agree(images: torch.Tensor) -> None:
@@ -144,7 +159,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch and OpenCV threads (default: %(default)s)")
     parser.add_argument("--ratio", type=float, default=DEFAULT_MASKING_RATIO, help="masking ratio")
     parser.add_argument("--k", type=int, default=3, help="images mixed per sample (default: %(default)s)")
-    parser.add_argument("--min-seconds", type=float, default=2.0, help="time spent per pipeline (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=15, help="timed runs of each pipeline (default: %(default)s)")
     parser.add_argument("--json", type=Path, help="write the summary as JSON to this path")
     args = parser.parse_args()
 
@@ -154,11 +169,11 @@ def main() -> None:
     check_baselines_agree(images[:4])
     masker = FrequencyMasker.fit(images, DEMO_KEY, args.ratio)
     load_before = os.getloadavg()
-    copy_target = torch.empty_like(images)
-    results = {p.name: images_per_second(p, images, args.min_seconds) for p in pipelines(masker, args.k, args.batch_size, copy_target)}
+    copy_target = torch.empty_like(images[: args.batch_size].contiguous(memory_format=torch.channels_last))
+    results = measure_rates(pipelines(masker, args.k, args.batch_size, copy_target), images, args.rounds)
     load_after = os.getloadavg()
 
-    ours, cv2_rate, unfold_rate, copy_rate = (r["median"] for r in results.values())
+    ours, cv2_rate, unfold_rate, copy_rate = (r["median"] for r in list(results.values())[:4])
     summary = {
         "images_per_s": ours,
         "ratio_vs_cv2_loop": ours / cv2_rate,

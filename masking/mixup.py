@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from masking.errors import InputError
+from masking.layout import restore_layout, sample_rows
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,18 @@ def _check_inputs(batch: torch.Tensor, labels: torch.Tensor, k: int, concentrati
 
 
 def _draw_partners(size: int, k: int, generator: torch.Generator | None) -> torch.Tensor:
-    """[size, k] indices: column 0 is i itself, the others k-1 distinct other samples, uniformly at random.
-    The k-1 smallest of size-1 uniform keys give a uniform subset of offsets 1..size-1 from i."""
-    keys = torch.rand(size, size - 1, generator=generator)
-    offsets = keys.topk(k - 1, dim=1, largest=False).indices + 1
+    """[size, k] indices: column 0 is i itself, the others k-1 distinct other samples, a uniformly random subset.
+
+    Robert Floyd's sampling, vectorised over the batch: k-1 steps of O(size * k) each, where ranking random keys
+    would cost O(size^2). Offsets 1..size-1 from i are drawn, so a sample is never its own partner."""
+    others = size - 1
+    offsets = torch.empty(size, k - 1, dtype=torch.long)
+    for step, top in enumerate(range(others - (k - 1), others)):
+        draw = (torch.rand(size, generator=generator) * (top + 1)).long().clamp_max(top)
+        taken = (offsets[:, :step] == draw[:, None]).any(dim=1)
+        offsets[:, step] = torch.where(taken, torch.full_like(draw, top), draw)
     own = torch.arange(size)[:, None]
-    return torch.cat([own, (own + offsets) % size], dim=1)
+    return torch.cat([own, (own + offsets + 1) % size], dim=1)
 
 
 def _draw_weights(size: int, k: int, concentration: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -77,9 +84,9 @@ def mixup(
         return MixUpBatch(mixed=batch, labels=labels[:, None], weights=ones, partners=own)
     partners = _draw_partners(size, k, generator).to(batch.device)
     weights = _draw_weights(size, k, concentration, generator).to(dtype=batch.dtype, device=batch.device)
-    flat = batch.reshape(size, -1)
-    mixed = flat * weights[:, :1]
+    rows, order = sample_rows(batch)
+    mixed = rows * weights[:, :1]
     for j in range(1, k):  # a loop over the k partners, not over samples: k-1 vectorised gathers
-        mixed.addcmul_(flat.index_select(0, partners[:, j]), weights[:, j : j + 1])
+        mixed.addcmul_(rows.index_select(0, partners[:, j]), weights[:, j : j + 1])
     mixed_labels = labels[partners.to(labels.device)]
-    return MixUpBatch(mixed=mixed.view(batch.shape), labels=mixed_labels, weights=weights, partners=partners)
+    return MixUpBatch(mixed=restore_layout(mixed, batch, order), labels=mixed_labels, weights=weights, partners=partners)

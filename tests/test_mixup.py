@@ -25,6 +25,14 @@ def test_each_sample_is_the_weighted_sum_of_its_partners_in_any_domain(shape) ->
     assert result.mixed.shape == batch.shape
 
 
+def test_channels_last_batches_are_mixed_in_their_own_layout() -> None:
+    batch = torch.randn(6, 4, 3, 5).contiguous(memory_format=torch.channels_last)
+    channels_last = mixup(batch, torch.arange(6), k=3, generator=seeded(11))
+    plain = mixup(batch.contiguous(), torch.arange(6), k=3, generator=seeded(11))
+    torch.testing.assert_close(channels_last.mixed, plain.mixed)
+    assert channels_last.mixed.is_contiguous(memory_format=torch.channels_last)
+
+
 def test_weights_are_positive_and_sum_to_one_per_sample() -> None:
     result = mixup(torch.randn(64, 8), torch.zeros(64, dtype=torch.long), k=4, generator=seeded(3))
     assert result.weights.shape == (64, 4)
