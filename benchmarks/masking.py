@@ -15,7 +15,7 @@ normalise, MixUp):
 - copy: a plain copy of the same input batch into a preallocated tensor, the floor for any transform that
   must read its input and write an output (`fraction_of_copy` = hybridmask's rate over this one).
 
-    python -m benchmarks.masking [--batch-size 256] [--threads 2] [--json PATH]
+    python -m benchmarks.masking [--batch-size 128] [--threads 2] [--json PATH]
 """
 
 from __future__ import annotations
@@ -155,7 +155,9 @@ def check_baselines_agree(images: torch.Tensor) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--batch-size", type=int, default=256, help="images per batch for hybridmask and the copy")
+    parser.add_argument(
+        "--batch-size", type=int, default=128, help="images per batch for hybridmask and the copy (default: %(default)s)"
+    )
     parser.add_argument("--threads", type=int, default=2, help="torch and OpenCV threads (default: %(default)s)")
     parser.add_argument("--ratio", type=float, default=DEFAULT_MASKING_RATIO, help="masking ratio")
     parser.add_argument("--k", type=int, default=3, help="images mixed per sample (default: %(default)s)")

@@ -40,7 +40,8 @@ def _draw_partners(size: int, k: int, generator: torch.Generator | None) -> torc
     """[size, k] indices: column 0 is i itself, the others k-1 distinct other samples, a uniformly random subset.
 
     Robert Floyd's sampling, vectorised over the batch: k-1 steps of O(size * k) each, where ranking random keys
-    would cost O(size^2). Offsets 1..size-1 from i are drawn, so a sample is never its own partner."""
+    would cost O(size^2). Offsets 1..size-1 from i are drawn, so a sample is never its own partner. The subset is
+    uniform; its order is not, which does not matter since the Dirichlet weights are exchangeable."""
     others = size - 1
     offsets = torch.empty(size, k - 1, dtype=torch.long)
     for step, top in enumerate(range(others - (k - 1), others)):
