@@ -17,6 +17,8 @@ VERB_MODULES = (
     "pipelines.commands.demo",
     "pipelines.commands.prepare",
     "pipelines.commands.synth",
+    "pipelines.commands.keygen",
+    "pipelines.commands.mask",
 )
 
 
