@@ -84,18 +84,26 @@ def _count_rows(files: list[Path]) -> int:
     return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
 
 
-def _masked_rows(rows: pa.RecordBatch, masked: torch.Tensor, where: str) -> pa.RecordBatch:
+def _feature_bytes(masked: torch.Tensor, where: str) -> pa.Array:
     features = masked.to(device="cpu", dtype=torch.float16).contiguous()
     if not torch.isfinite(features).all():
         raise InputError(
             f"{where}: masked values overflow float16; these images differ wildly from the private training images"
         )
-    count, num_channels, grid_h, grid_w = features.shape
-    flat = features.numpy().reshape(count, -1)
+    flat = features.numpy().reshape(features.shape[0], -1)
+    return pa.array([row.tobytes() for row in flat], type=pa.binary())
+
+
+def _masked_rows(
+    rows: pa.RecordBatch, masked: torch.Tensor, masked_mirror: torch.Tensor | None, where: str
+) -> pa.RecordBatch:
+    count, num_channels, grid_h, grid_w = masked.shape
+    mirrored = _feature_bytes(masked_mirror, where) if masked_mirror is not None else pa.nulls(count, pa.binary())
     return pa.record_batch(
         [
             rows.column("image_id"),
-            pa.array([row.tobytes() for row in flat], type=pa.binary()),
+            _feature_bytes(masked, where),
+            mirrored,
             pa.array(np.full(count, num_channels, dtype=np.int32)),
             pa.array(np.full(count, grid_h, dtype=np.int32)),
             pa.array(np.full(count, grid_w, dtype=np.int32)),
@@ -210,8 +218,12 @@ def _mask_split(
     device: str,
     progress: bool,
 ) -> tuple[int, int]:
-    """Write one output shard per input shard; returns (rows, distinct identities)."""
+    """Write one output shard per input shard; returns (rows, distinct identities).
+
+    Verify rows also carry their mirrored face, masked, so the server can flip-fuse verification embeddings.
+    """
     out_split_dir.mkdir()
+    with_mirror = out_split_dir.name == "verify"
     rows_written, names = 0, set()
     with tqdm(total=_count_rows(files), unit="img", desc=f"mask {out_split_dir.name}", disable=not progress) as bar:
         for path in files:
@@ -219,7 +231,8 @@ def _mask_split(
                 for rows, images in iter_image_batches([path], batch_size, geometry):
                     with torch.inference_mode():
                         masked = masker.mask(images.to(device))
-                    writer.write_batch(_masked_rows(rows, masked, str(path)))
+                        mirror = masker.mask(torch.flip(images, dims=[3]).to(device)) if with_mirror else None
+                    writer.write_batch(_masked_rows(rows, masked, mirror, str(path)))
                     names.update(rows.column("identity").to_pylist())
                     rows_written += rows.num_rows
                     bar.update(rows.num_rows)

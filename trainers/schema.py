@@ -47,6 +47,9 @@ MASKED_SCHEMA = pa.schema(
     [
         pa.field("image_id", pa.int64(), nullable=False),
         pa.field("features", pa.binary(), nullable=False),  # float16, row-major channels x grid_h x grid_w
+        # The mirrored face, masked by the client (only the key holder can): verify split only, for flip-fused
+        # verification embeddings; null elsewhere.
+        pa.field("features_flipped", pa.binary(), nullable=True),
         pa.field("num_channels", pa.int32(), nullable=False),
         pa.field("grid_height", pa.int32(), nullable=False),
         pa.field("grid_width", pa.int32(), nullable=False),

@@ -1,0 +1,43 @@
+"""Turning shard rows (numpy batches from Ray Data or pyarrow) into model inputs.
+
+Pixels become float tensors in [-1, 1]; masked features are already normalised by the client and are only
+widened from float16. Horizontal flips exist only for pixels: masked channels are flipped by the client, who
+holds the key, and arrive as the `features_flipped` column of the verify split.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+
+def stack_binary(column: Any, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    """A column of equal-length byte strings as one array of shape (rows, *shape)."""
+    return np.frombuffer(b"".join(column), dtype=dtype).reshape(len(column), *shape)
+
+
+def pixels_to_input(batch: Mapping[str, Any]) -> torch.Tensor:
+    height, width, channels = int(batch["height"][0]), int(batch["width"][0]), int(batch["channels"][0])
+    images = stack_binary(batch["pixels"], np.uint8, (height, width, channels))
+    tensor = torch.from_numpy(images.copy()).permute(0, 3, 1, 2).float().contiguous()
+    return tensor.div_(127.5).sub_(1.0)
+
+
+def features_to_input(batch: Mapping[str, Any], column: str = "features") -> torch.Tensor:
+    shape = (int(batch["num_channels"][0]), int(batch["grid_height"][0]), int(batch["grid_width"][0]))
+    return torch.from_numpy(stack_binary(batch[column], np.float16, shape).astype(np.float32))
+
+
+def batch_to_input(batch: Mapping[str, Any], representation: str) -> torch.Tensor:
+    return pixels_to_input(batch) if representation == "images" else features_to_input(batch)
+
+
+def flipped_input(batch: Mapping[str, Any], representation: str) -> torch.Tensor | None:
+    """The mirrored inputs for flip-fused embeddings, or None where the data has no mirrored copy."""
+    if representation == "images":
+        return torch.flip(pixels_to_input(batch), dims=[3])
+    if "features_flipped" in batch and all(value is not None for value in batch["features_flipped"]):
+        return features_to_input(batch, "features_flipped")
+    return None

@@ -1,0 +1,111 @@
+"""The FR learner's configuration: typed, validated before Ray starts, saved with every run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from masking.errors import InputError
+from trainers.backbones import PRESETS
+from trainers.heads import HEADS
+
+DEFENSES = ("none", "ppfr_fd", "mixup", "hybrid_fixed", "hybrid_adaptive")
+PIXEL_DEFENSES = ("none", "mixup")  # train on images; the others train on masked frequency channels
+MIXING_DEFENSES = ("mixup", "hybrid_fixed", "hybrid_adaptive")
+
+
+@dataclass
+class DefenseConfig:
+    name: str = "hybrid_fixed"
+    k: int = 2  # images per MixUp sample for mixup / hybrid_fixed (the adaptive defence's k comes from its strategy)
+    concentration: float = 1.0  # Dirichlet concentration of the MixUp weights
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "tiny"
+    embedding_size: int = 512
+    head: str = "arcface"
+    scale: float = 32.0
+    margin: float | None = None  # None: the head's usual margin (ArcFace 0.5, CosFace 0.35)
+    dropout: float = 0.0
+
+
+@dataclass
+class OptimConfig:
+    optimizer: Literal["sgd", "adamw"] = "adamw"
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    momentum: float = 0.9
+    epochs: int = 10
+    batch_size: int = 32  # per worker
+
+
+@dataclass
+class ScaleConfig:
+    workers: int = 2
+    use_gpu: bool = False
+    cpus_per_worker: float | None = None  # None: share the CPUs left after Ray Data's reserve
+    data_cpus: float = 1.0  # CPUs kept free for Ray Data: its file-listing task needs one whole CPU
+    max_failures: int = 1
+
+
+@dataclass
+class TrainConfig:
+    defense: DefenseConfig = field(default_factory=DefenseConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
+    seed: int = 0
+    window_batches: int = 4  # batches per window: the unit at which k is chosen and losses are reported
+    validation_every: int = 1  # epochs between verification passes (the last epoch is always verified)
+    holdout_modulo: int = 10  # private images with image_id % holdout_modulo == 0 are held out (clean validation)
+    clean_validation_batches: int = 2  # batches of held-out images scored after each window when asked for
+
+    def validate(self) -> None:
+        """Fail early, naming the key, for anything that cannot train."""
+        defense, model, optim, scale = self.defense, self.model, self.optim, self.scale
+        if defense.name not in DEFENSES:
+            raise InputError(f"unknown defence {defense.name!r}; choose one of {list(DEFENSES)}")
+        if defense.name in ("mixup", "hybrid_fixed"):
+            if defense.k < 1:
+                raise InputError(f"defense.k = {defense.k}: k must be at least 1")
+            if defense.k > optim.batch_size:
+                raise InputError(
+                    f"defense.k = {defense.k} is larger than the batch (optim.batch_size = {optim.batch_size}); "
+                    "MixUp draws k different images from one batch"
+                )
+        if defense.concentration <= 0:
+            raise InputError(f"defense.concentration must be positive, not {defense.concentration}")
+        if model.backbone not in PRESETS:
+            raise InputError(f"unknown model.backbone {model.backbone!r}; choose one of {sorted(PRESETS)}")
+        if model.head not in HEADS:
+            raise InputError(f"unknown model.head {model.head!r}; choose one of {sorted(HEADS)}")
+        if model.embedding_size < 2:
+            raise InputError(f"model.embedding_size = {model.embedding_size} cannot work; use at least 2 (default 512)")
+        if model.scale <= 0:
+            raise InputError(f"model.scale must be positive, not {model.scale}")
+        if optim.batch_size < 2:
+            raise InputError(f"optim.batch_size = {optim.batch_size} cannot work: batch norm needs at least 2 images")
+        if optim.epochs < 1:
+            raise InputError(f"optim.epochs must be at least 1, not {optim.epochs}")
+        if optim.lr <= 0:
+            raise InputError(f"optim.lr must be positive, not {optim.lr}")
+        if scale.workers < 1:
+            raise InputError(f"scale.workers must be at least 1, not {scale.workers}")
+        if scale.cpus_per_worker is not None and scale.cpus_per_worker <= 0:
+            raise InputError(f"scale.cpus_per_worker must be positive, not {scale.cpus_per_worker}")
+        if scale.max_failures < 0:
+            raise InputError(f"scale.max_failures must be 0 or more, not {scale.max_failures}")
+        if self.window_batches < 1:
+            raise InputError(f"window_batches must be at least 1, not {self.window_batches}")
+        if self.holdout_modulo < 2:
+            raise InputError(f"holdout_modulo must be at least 2, not {self.holdout_modulo}")
+
+    @property
+    def uses_pixels(self) -> bool:
+        return self.defense.name in PIXEL_DEFENSES
+
+    @property
+    def mixes(self) -> bool:
+        return self.defense.name in MIXING_DEFENSES

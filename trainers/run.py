@@ -1,0 +1,203 @@
+"""The driver side of a training run: checks, Ray Train set-up, live metrics, the exported model and summary.
+
+RUN_DIR holds: config.yaml (the validated config), metrics.jsonl (one line per finished epoch, written live by a
+controller callback and rewritten from the final checkpoint's history), summary.json, model.pt, and ray/ (Ray
+Train's storage: checkpoints). Re-running into the same RUN_DIR resumes from the latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import yaml
+
+from masking.errors import InputError
+from trainers.checkpoints import MODEL_FILE, export_model, load_state
+from trainers.config import TrainConfig
+from trainers.config_io import save_config, to_dict
+from trainers.dataset_info import DatasetInfo, inspect_dataset
+from trainers.k_source import FixedK, KSource
+from trainers.schema import split_dir
+
+CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.jsonl"
+SUMMARY_FILE = "summary.json"
+RAY_RUN_NAME = "train"
+
+
+@dataclass(frozen=True)
+class WorkerResources:
+    cpus_per_worker: float
+    torch_threads: int
+
+
+def check_representation(config: TrainConfig, info: DatasetInfo) -> None:
+    if config.uses_pixels and info.representation != "images":
+        raise InputError(
+            f"defence {config.defense.name!r} trains on raw images, but {info.data_dir} holds masked data; "
+            "pass the prepared folder (from `hybridmask prepare` or `synth`)"
+        )
+    if not config.uses_pixels and info.representation != "masked":
+        raise InputError(
+            f"defence {config.defense.name!r} trains on masked data, but {info.data_dir} holds raw images; "
+            "mask it first (`hybridmask mask DATA --key KEYFILE --out DIR`) or pass --key to `hybridmask train`"
+        )
+
+
+def plan_epoch(config: TrainConfig, info: DatasetInfo) -> dict[str, int]:
+    """Batches and windows per epoch for each worker; an error if the data cannot fill one batch per worker."""
+    image_ids = np.concatenate(
+        [pq.read_table(path, columns=["image_id"]).column("image_id").to_numpy() for path in sorted(split_dir(info.data_dir, "private").glob("part-*.parquet"))]
+    )
+    train_rows = int(np.sum(image_ids % config.holdout_modulo != 0))
+    batches = (train_rows // config.scale.workers) // config.optim.batch_size
+    if batches == 0:
+        raise InputError(
+            f"{train_rows} training images cannot give each of {config.scale.workers} workers one batch of "
+            f"{config.optim.batch_size}; lower optim.batch_size or --workers"
+        )
+    return {"batches_per_epoch": batches, "windows_per_epoch": math.ceil(batches / config.window_batches)}
+
+
+def resolve_resources(config: TrainConfig, cluster: dict[str, float]) -> WorkerResources:
+    """CPUs per worker that leave Ray Data its reserve; an error instead of a hang when the cluster is too small."""
+    scale = config.scale
+    total_cpus = cluster.get("CPU", 0.0)
+    if scale.use_gpu and cluster.get("GPU", 0.0) < scale.workers:
+        raise InputError(
+            f"--workers {scale.workers} with GPUs needs {scale.workers} GPUs; the cluster has {cluster.get('GPU', 0.0):g}"
+        )
+    cpus = scale.cpus_per_worker if scale.cpus_per_worker is not None else min(1.0, (total_cpus - scale.data_cpus) / scale.workers)
+    needed = cpus * scale.workers + scale.data_cpus
+    if cpus <= 0 or needed > total_cpus + 1e-9:
+        raise InputError(
+            f"--workers {scale.workers} needs {max(needed, scale.workers * 0.1 + scale.data_cpus):g} CPUs "
+            f"({scale.data_cpus:g} kept for Ray Data); the cluster has {total_cpus:g}. Use fewer workers or a larger cluster"
+        )
+    return WorkerResources(cpus_per_worker=cpus, torch_threads=max(1, math.floor(cpus)))
+
+
+def check_same_run(run_dir: Path, config: TrainConfig) -> None:
+    """A RUN_DIR resumes only the run it holds: everything but the number of epochs must match."""
+    saved_path = run_dir / CONFIG_FILE
+    if not saved_path.is_file():
+        return
+    saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
+    current = to_dict(config)
+    saved.get("optim", {}).pop("epochs", None)
+    current["optim"].pop("epochs")
+    if saved != current:
+        raise InputError(f"{run_dir} holds a run with a different config ({saved_path}); choose a new --out to start another run")
+
+
+def _holdout_filter(modulo: int):
+    def drop_holdout(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        keep = batch["image_id"] % modulo != 0
+        return {name: column[keep] for name, column in batch.items()}
+
+    return drop_holdout
+
+
+def train(
+    data_dir: str | Path,
+    run_dir: str | Path,
+    config: TrainConfig,
+    k_source: KSource | None = None,
+    storage_path: str | None = None,
+    summary_extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Train one defence on a prepared or masked data folder; returns the summary (also in RUN_DIR/summary.json)."""
+    import ray
+    import ray.data
+    import ray.train
+    from ray.train.torch import TorchTrainer
+
+    from trainers.loop import train_loop_per_worker
+    from trainers.metrics_callback import MetricsFileCallback
+
+    config.validate()
+    info = inspect_dataset(data_dir)
+    check_representation(config, info)
+    plan = plan_epoch(config, info)
+    run_dir = Path(run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    check_same_run(run_dir, config)
+    if not ray.is_initialized():
+        ray.init()
+    resources = resolve_resources(config, ray.cluster_resources())
+    save_config(config, run_dir / CONFIG_FILE)
+    if k_source is None:
+        k_source = FixedK(config.defense.k if config.mixes else 1)
+
+    dataset = ray.data.read_parquet(str(split_dir(info.data_dir, "private")), ray_remote_args={"num_cpus": 0.25}).map_batches(
+        _holdout_filter(config.holdout_modulo), batch_format="numpy", num_cpus=0.25
+    )
+    public_masking = {key: value for key, value in info.manifest.get("masking", {}).items()}
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "config": to_dict(config),
+            "dataset": {name: value for name, value in asdict(info).items()},
+            "plan": plan,
+            "k_source": k_source,
+            "public_masking": public_masking,
+            "torch_threads": resources.torch_threads,
+        },
+        scaling_config=ray.train.ScalingConfig(
+            num_workers=config.scale.workers, use_gpu=config.scale.use_gpu, resources_per_worker={"CPU": resources.cpus_per_worker}
+        ),
+        run_config=ray.train.RunConfig(
+            storage_path=storage_path or str(run_dir / "ray"),
+            name=RAY_RUN_NAME,
+            failure_config=ray.train.FailureConfig(max_failures=config.scale.max_failures),
+            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
+            callbacks=[MetricsFileCallback(str(run_dir / METRICS_FILE))],
+        ),
+        datasets={"train": dataset},
+    )
+    started = time.perf_counter()
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"training in {run_dir} ended without a checkpoint: {result.error}")
+    with result.checkpoint.as_directory() as directory:
+        state = load_state(directory)
+    export_model(state, config, info, run_dir / MODEL_FILE)
+    write_metrics(run_dir / METRICS_FILE, state["history"])
+    summary = summarise(config, info, state["history"], plan, time.perf_counter() - started)
+    summary.update(summary_extra or {})
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    return summary
+
+
+def write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
+    """metrics.jsonl from the checkpoint's history: exactly the finished epochs, each once."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text("".join(json.dumps(epoch) + "\n" for epoch in history), encoding="utf-8")
+    temporary.replace(path)
+
+
+def summarise(config: TrainConfig, info: DatasetInfo, history: list[dict[str, Any]], plan: dict[str, int], seconds: float) -> dict[str, Any]:
+    last_verified = next(epoch for epoch in reversed(history) if "verification_accuracy" in epoch)
+    return {
+        "defense": config.defense.name,
+        "k": config.defense.k if config.defense.name in ("mixup", "hybrid_fixed") else None,
+        "epochs": len(history),
+        "verification_accuracy": last_verified["verification_accuracy"],
+        "tar_at_far_1e-3": last_verified["tar_at_far_1e-3"],
+        "verification_pairs": last_verified["verification_pairs"],
+        "train_images": plan["batches_per_epoch"] * config.optim.batch_size * config.scale.workers,
+        "identities": info.num_classes,
+        "workers": config.scale.workers,
+        "backbone": config.model.backbone,
+        "representation": info.representation,
+        "mean_k": float(np.mean([epoch["mean_k"] for epoch in history])),
+        "synthetic_data": info.synthetic_data,
+        "wall_seconds_this_session": seconds,
+    }
