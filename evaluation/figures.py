@@ -46,7 +46,8 @@ def save_reconstruction_grid(grid: GridImages, path: str | Path, title: str, max
         if len(images) < rows:
             raise InputError(f"grid column {name!r} has {len(images)} images for {rows} rows; give one per row")
     figure, axes = plt.subplots(
-        rows, len(panels), figsize=(_CELL_INCHES * len(panels), _CELL_INCHES * rows + 0.6), squeeze=False
+        rows, len(panels), figsize=(_CELL_INCHES * len(panels), _CELL_INCHES * rows + 0.8), squeeze=False,
+        layout="constrained",
     )
     for column, (name, images) in enumerate(panels.items()):
         axes[0, column].set_title(_wrap(name), fontsize=9)
@@ -55,7 +56,6 @@ def save_reconstruction_grid(grid: GridImages, path: str | Path, title: str, max
     for row in range(rows):
         axes[row, 0].set_ylabel(f"identity {grid.labels[row]}", fontsize=9)
     figure.suptitle(title, fontsize=11)
-    figure.tight_layout()
     return _save(figure, path)
 
 
@@ -91,16 +91,9 @@ def _show(axis: plt.Axes, image: np.ndarray) -> None:
     axis.set_yticks([])
 
 
-def _wrap(text: str, width: int = 16) -> str:
-    """Break a column title between words so neighbouring titles do not overlap."""
-    lines, current = [], ""
-    for word in text.split():
-        if current and len(current) + 1 + len(word) > width:
-            lines.append(current)
-            current = word
-        else:
-            current = f"{current} {word}".strip()
-    return "\n".join([*lines, current])
+def _wrap(text: str) -> str:
+    """Put a parenthesised qualifier on its own line ("recovery\n(key known)") so neighbouring titles do not touch."""
+    return text.replace(" (", "\n(")
 
 
 def _padded_range(values: np.ndarray, floor: float, ceiling: float) -> tuple[float, float]:

@@ -71,7 +71,7 @@ class DlibFaceDescriptor:
     def describe(self, images: ImageBatch) -> np.ndarray:
         """Descriptors float32 [N, 128], one per image, in order.
 
-        Chips are described in batched calls, dlib's fastest CPU path (about 10% faster than one call per image;
+        Chips are described in batched calls, dlib's fastest CPU path (1.1-1.2x one call per image;
         see benchmarks/bench_face_descriptor.py).
         """
         chips = self.chips(images)
