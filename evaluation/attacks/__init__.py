@@ -1,0 +1,1 @@
+"""Attacks on the defences, each behind the `Attack` interface of `evaluation.attacks.base`."""

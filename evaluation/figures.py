@@ -1,0 +1,110 @@
+"""The report's figures: a reconstruction grid per run and a privacy-utility scatter across runs (PNG, Agg)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on servers and in CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from evaluation.images import ImageBatch, as_float_nhwc  # noqa: E402
+from masking.errors import InputError  # noqa: E402
+
+if TYPE_CHECKING:
+    from evaluation.report import RunReport
+
+_CELL_INCHES = 1.5
+_DPI = 110
+
+
+@dataclass(frozen=True)
+class GridImages:
+    """Rows of the grid: originals, the server's view of their masked data, and each column of reconstructions.
+
+    All image sets hold one image per row, in the same order; reconstructions maps a column title (for instance
+    "recovery (key unknown)") to its images. labels name the identity of each row.
+    """
+
+    originals: ImageBatch
+    server_view: ImageBatch
+    reconstructions: Mapping[str, ImageBatch]
+    labels: Sequence[int | str]
+
+
+def save_reconstruction_grid(grid: GridImages, path: str | Path, title: str, max_rows: int = 6) -> Path:
+    """One row per private identity: original | masked as the server sees it | each attack's reconstruction."""
+    columns = {"original": grid.originals, "masked (server view)": grid.server_view, **grid.reconstructions}
+    panels = {name: as_float_nhwc(images, f"grid column {name!r}") for name, images in columns.items()}
+    rows = min(max_rows, len(grid.labels))
+    for name, images in panels.items():
+        if len(images) < rows:
+            raise InputError(f"grid column {name!r} has {len(images)} images for {rows} rows; give one per row")
+    figure, axes = plt.subplots(
+        rows, len(panels), figsize=(_CELL_INCHES * len(panels), _CELL_INCHES * rows + 0.8), squeeze=False,
+        layout="constrained",
+    )
+    for column, (name, images) in enumerate(panels.items()):
+        axes[0, column].set_title(_wrap(name), fontsize=9)
+        for row in range(rows):
+            _show(axes[row, column], images[row])
+    for row in range(rows):
+        axes[row, 0].set_ylabel(f"identity {grid.labels[row]}", fontsize=9)
+    figure.suptitle(title, fontsize=11)
+    return _save(figure, path)
+
+
+def save_privacy_utility_scatter(reports: Sequence[RunReport], path: str | Path) -> Path:
+    """score_pp against verification accuracy, one labelled point per defence, coloured by the overall score."""
+    figure, axis = plt.subplots(figsize=(6.4, 4.8))
+    accuracy = np.array([r.verification_accuracy for r in reports])
+    privacy = np.array([r.scores.score_pp for r in reports])
+    overall = np.array([r.scores.overall for r in reports])
+    points = axis.scatter(accuracy, privacy, c=overall, cmap="viridis", vmin=0, vmax=1, s=70, edgecolors="black")
+    mixed = len({r.synthetic_data for r in reports}) > 1
+    for report, x, y in zip(reports, accuracy, privacy):
+        label = f"{report.defense} (synthetic)" if mixed and report.synthetic_data else report.defense
+        axis.annotate(label, (x, y), textcoords="offset points", xytext=(6, 5), fontsize=9)
+    figure.colorbar(points, ax=axis, label="overall score")
+    axis.set_xlabel("verification accuracy of the protected model")
+    axis.set_ylabel("privacy score  score_pp")
+    synthetic = " (synthetic faces)" if all(r.synthetic_data for r in reports) else ""
+    axis.set_title(f"Privacy against utility{synthetic}")
+    axis.set_xlim(*_padded_range(accuracy, 0.5, 1.0))
+    axis.set_ylim(*_padded_range(privacy, 0.0, 1.0))
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def _show(axis: plt.Axes, image: np.ndarray) -> None:
+    if image.shape[-1] == 1:
+        axis.imshow(image[..., 0], cmap="gray", vmin=0, vmax=1)
+    else:
+        axis.imshow(image, vmin=0, vmax=1)
+    axis.set_xticks([])
+    axis.set_yticks([])
+
+
+def _wrap(text: str) -> str:
+    """Put a parenthesised qualifier on its own line ("recovery\n(key known)") so neighbouring titles do not touch."""
+    return text.replace(" (", "\n(")
+
+
+def _padded_range(values: np.ndarray, floor: float, ceiling: float) -> tuple[float, float]:
+    """The axis range: [floor, ceiling] widened to hold every value, with a margin for labels."""
+    low, high = min(floor, float(values.min())), max(ceiling, float(values.max()))
+    margin = 0.05 * (high - low)
+    return low - margin, high + margin
+
+
+def _save(figure: plt.Figure, path: str | Path) -> Path:
+    target = Path(path)
+    figure.savefig(target, dpi=_DPI)
+    plt.close(figure)
+    return target

@@ -1,0 +1,320 @@
+"""Per-run privacy reports (report.json, report.md, grid figure) and the comparison across runs.
+
+Reports are built only from public fields: outcomes, scores and a settings dictionary of JSON scalars. Settings
+are checked before anything is written: binary values and entries named like key material are refused, so a
+secret key cannot slip into a report through a careless caller (a key fingerprint is fine, and is a string).
+
+report.json keys: defense, S1, S2, S3, S4, score_pp, score_cls, overall, verification_accuracy,
+baseline_verification_accuracy, attacks {attack: {setting: {ssim, psnr, top1, top5, knn_dist, classifier_top1,
+classifier_top5}}}, renderings {name: same fields}, worst_case {S1..S4: "name" or "attack/setting"}, alpha, beta,
+scored_settings, combine, privacy_weight, synthetic_data, settings. A psnr of null means infinite (identical images); JSON has
+no infinity.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from evaluation.measures import (
+    DEFAULT_ALPHA,
+    DEFAULT_BETA,
+    AttackOutcome,
+    Combine,
+    PrivacyMeasures,
+    Scores,
+    privacy_measures,
+    scores,
+)
+from masking.errors import InputError
+
+if TYPE_CHECKING:
+    from evaluation.figures import GridImages
+
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+GRID_PNG = "grid.png"
+COMPARISON_MD = "comparison.md"
+COMPARISON_JSON = "comparison.json"
+SCATTER_PNG = "privacy_utility.png"
+
+_SECRET_NAMES = {"key", "secret", "masking_key", "key_bytes", "secret_key", "client_key", "password", "token"}
+_SYNTHETIC_BANNER = (
+    "> **SYNTHETIC DATA.** These numbers were measured on generated faces, not on real people: they show that the "
+    "pipeline works, not how private a real deployment is."
+)
+MEASURE_EXPLANATIONS = {
+    "S1": "masking, image level: 1 - SSIM between an original and the most revealing rendering of its masked data",
+    "S2": "masking, feature level: 1 - how often F1 (dlib) names the right person from that rendering",
+    "S3": "attack, image level: 1 - SSIM between an original and the best attack's reconstruction",
+    "S4": "attack, feature level: 1 - how often F1 names the right person from the best attack's reconstruction",
+    "score_pp": "privacy: alpha*(S1+S2)/2 + beta*(S3+S4)/2; 1 is perfect privacy",
+    "score_cls": "utility: verification accuracy over the unprotected model's, capped at 1",
+    "overall": "the balance of privacy and utility that tuning maximises",
+}
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Everything the report of one run says; built from public fields only (see `build_run_report`)."""
+
+    defense: str
+    measures: PrivacyMeasures
+    scores: Scores
+    verification_accuracy: float
+    baseline_verification_accuracy: float
+    attacks: dict[str, dict[str, AttackOutcome]]
+    renderings: dict[str, AttackOutcome]
+    synthetic_data: bool
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        m = self.measures
+        return {
+            "defense": self.defense,
+            "S1": m.S1, "S2": m.S2, "S3": m.S3, "S4": m.S4,
+            "score_pp": self.scores.score_pp,
+            "score_cls": self.scores.score_cls,
+            "overall": self.scores.overall,
+            "verification_accuracy": self.verification_accuracy,
+            "baseline_verification_accuracy": self.baseline_verification_accuracy,
+            "attacks": {name: {s: o.to_dict() for s, o in by_setting.items()} for name, by_setting in self.attacks.items()},
+            "renderings": {name: outcome.to_dict() for name, outcome in self.renderings.items()},
+            "worst_case": {"S1": m.S1_from, "S2": m.S2_from, "S3": m.S3_from, "S4": m.S4_from},
+            "alpha": m.alpha, "beta": m.beta, "scored_settings": list(m.scored_settings),
+            "combine": self.scores.combine, "privacy_weight": self.scores.privacy_weight,
+            "synthetic_data": self.synthetic_data,
+            "settings": self.settings,
+        }  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> RunReport:
+        """Rebuild a report from report.json (to compare runs without re-running their attacks)."""
+        return build_run_report(
+            defense=data["defense"],
+            renderings={name: _outcome_from_json(v) for name, v in data["renderings"].items()},
+            attacks={a: {s: _outcome_from_json(v) for s, v in by.items()} for a, by in data["attacks"].items()},
+            verification_accuracy=data["verification_accuracy"],
+            baseline_verification_accuracy=data["baseline_verification_accuracy"],
+            synthetic_data=data["synthetic_data"],
+            settings=data.get("settings", {}),
+            alpha=data["alpha"],
+            beta=data["beta"],
+            scored_settings=data["scored_settings"],
+            combine=data["combine"],
+            privacy_weight=data["privacy_weight"],
+        )
+
+
+def build_run_report(
+    defense: str,
+    renderings: Mapping[str, AttackOutcome],
+    attacks: Mapping[str, Mapping[str, AttackOutcome]],
+    verification_accuracy: float,
+    baseline_verification_accuracy: float,
+    synthetic_data: bool,
+    settings: Mapping[str, Any] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    beta: float = DEFAULT_BETA,
+    scored_settings: Sequence[str] | None = None,
+    combine: Combine = "harmonic",
+    privacy_weight: float = 0.5,
+) -> RunReport:
+    """Compute the measures and scores of one run and gather them with its public settings."""
+    measures = privacy_measures(renderings, attacks, alpha, beta, scored_settings)
+    return RunReport(
+        defense=defense,
+        measures=measures,
+        scores=scores(measures, verification_accuracy, baseline_verification_accuracy, combine, privacy_weight),
+        verification_accuracy=verification_accuracy,
+        baseline_verification_accuracy=baseline_verification_accuracy,
+        attacks={name: dict(by_setting) for name, by_setting in attacks.items()},
+        renderings=dict(renderings),
+        synthetic_data=bool(synthetic_data),
+        settings=public_settings(settings or {}),
+    )
+
+
+def public_settings(settings: Mapping[str, Any], path: str = "settings") -> dict[str, Any]:
+    """A JSON-ready copy of settings; InputError on binary values or entries named like key material."""
+    clean: dict[str, Any] = {}
+    for name, value in settings.items():
+        where = f"{path}[{name!r}]"
+        if not isinstance(name, str):
+            raise InputError(f"{where}: setting names must be strings")
+        if name.lower() in _SECRET_NAMES:
+            raise InputError(f"{where}: reports never hold key material; report the key fingerprint instead")
+        clean[name] = _public_value(value, where)
+    return clean
+
+
+def _public_value(value: Any, where: str) -> Any:
+    if isinstance(value, Mapping):
+        return public_settings(value, where)
+    if isinstance(value, (list, tuple)):
+        return [_public_value(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if value is None or isinstance(value, (str, bool, int, float)):
+        return value
+    raise InputError(
+        f"{where}: {type(value).__name__} is not a public JSON value (str, number, bool, list, dict); "
+        "reports hold no binary data or objects"
+    )
+
+
+def write_run_report(report: RunReport, out_dir: str | Path, grid: GridImages | None = None) -> dict[str, Path]:
+    """Write report.json, report.md and, given grid images, grid.png into out_dir; return their paths."""
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"json": folder / REPORT_JSON, "markdown": folder / REPORT_MD}
+    _write_text(paths["json"], json.dumps(_json_ready(report.to_dict()), indent=2, allow_nan=False) + "\n")
+    _write_text(paths["markdown"], run_markdown(report))
+    if grid is not None:
+        from evaluation.figures import save_reconstruction_grid  # matplotlib only when a figure is asked for
+
+        paths["grid"] = save_reconstruction_grid(grid, folder / GRID_PNG, title=f"{report.defense}: what an attacker sees and recovers")
+    return paths
+
+
+def read_run_report(path: str | Path) -> RunReport:
+    """Load report.json (or the folder holding it)."""
+    file = Path(path)
+    file = file / REPORT_JSON if file.is_dir() else file
+    if not file.is_file():
+        raise InputError(f"{file}: no report here; run `hybridmask evaluate` on the run first")
+    return RunReport.from_dict(json.loads(file.read_text(encoding="utf-8")))
+
+
+def write_comparison(reports: Sequence[RunReport], out_dir: str | Path) -> dict[str, Path]:
+    """Write comparison.md, comparison.json and the privacy-utility scatter for several runs."""
+    if not reports:
+        raise InputError("no reports to compare; give at least one run folder")
+    from evaluation.figures import save_privacy_utility_scatter
+
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"markdown": folder / COMPARISON_MD, "json": folder / COMPARISON_JSON}
+    _write_text(paths["markdown"], comparison_markdown(reports))
+    rows = [_json_ready(report.to_dict()) for report in reports]
+    _write_text(paths["json"], json.dumps(rows, indent=2, allow_nan=False) + "\n")
+    paths["scatter"] = save_privacy_utility_scatter(reports, folder / SCATTER_PNG)
+    return paths
+
+
+def run_markdown(report: RunReport) -> str:
+    m, s = report.measures, report.scores
+    worst = {"S1": m.S1_from, "S2": m.S2_from, "S3": m.S3_from, "S4": m.S4_from}
+    lines = [f"# Privacy report: {report.defense}", ""]
+    if report.synthetic_data:
+        lines += [_SYNTHETIC_BANNER, ""]
+    lines += ["| measure | value | worst case from | what it says |", "|---|---|---|---|"]
+    for name in ("S1", "S2", "S3", "S4"):
+        lines.append(f"| {name} | {_fmt(getattr(m, name))} | {worst[name]} | {MEASURE_EXPLANATIONS[name]} |")
+    lines.append(f"| score_pp | {_fmt(s.score_pp)} | | {MEASURE_EXPLANATIONS['score_pp']} (alpha={m.alpha:g}, beta={m.beta:g}) |")
+    lines.append(f"| score_cls | {_fmt(s.score_cls)} | | {MEASURE_EXPLANATIONS['score_cls']} |")
+    lines.append(f"| overall | {_fmt(s.overall)} | | {MEASURE_EXPLANATIONS['overall']} ({_combine_words(s)}) |")
+    lines += [
+        "",
+        f"Verification accuracy: {_fmt(report.verification_accuracy)} "
+        f"(unprotected baseline {_fmt(report.baseline_verification_accuracy)}). "
+        f"S3 and S4 take the worst case over the key settings: {', '.join(m.scored_settings)}.",
+        "",
+        "## Attacks",
+        "",
+        "Each attack is judged against the private originals: SSIM and PSNR (higher = more recovered), "
+        "F1 top-1/top-5 identification rates (higher = more recognised) and the mean F1 distance to the true "
+        "person's nearest original (lower = closer; dlib counts below 0.6 as the same person).",
+        "",
+        *_outcome_table({f"{a} (key {s_})": o for a, by in report.attacks.items() for s_, o in by.items()}, "attack"),
+        "",
+        "## Renderings of the masked data",
+        "",
+        "What the server can look at without any attack.",
+        "",
+        *_outcome_table(report.renderings, "rendering"),
+    ]
+    if report.settings:
+        lines += ["", "## Settings", "", "```json", json.dumps(report.settings, indent=2, sort_keys=True), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def comparison_markdown(reports: Sequence[RunReport]) -> str:
+    lines = ["# Defences compared", ""]
+    if any(r.synthetic_data for r in reports):
+        lines += [_SYNTHETIC_BANNER.replace("These numbers", "Rows marked synthetic"), ""]
+    lines += [
+        "| defence | S1 | S2 | S3 | S4 | score_pp | score_cls | overall | verification acc. | data |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in reports:
+        m, s = r.measures, r.scores
+        values = [m.S1, m.S2, m.S3, m.S4, s.score_pp, s.score_cls, s.overall, r.verification_accuracy]
+        data = "synthetic" if r.synthetic_data else "real"
+        lines.append(f"| {r.defense} | " + " | ".join(_fmt(v) for v in values) + f" | {data} |")
+    columns = sorted({(a, s_) for r in reports for a, by in r.attacks.items() for s_ in by})
+    lines += ["", "## Attacks: SSIM / F1 top-1", "", "| defence | " + " | ".join(f"{a} (key {s_})" for a, s_ in columns) + " |"]
+    lines.append("|---" * (len(columns) + 1) + "|")
+    for r in reports:
+        cells = [_ssim_top1(r.attacks.get(a, {}).get(s_)) for a, s_ in columns]
+        lines.append(f"| {r.defense} | " + " | ".join(cells) + " |")
+    lines += ["", *(f"- **{name}**: {text}" for name, text in MEASURE_EXPLANATIONS.items())]
+    return "\n".join(lines) + "\n"
+
+
+def _outcome_table(outcomes: Mapping[str, AttackOutcome], what: str) -> list[str]:
+    with_classifier = any(o.classifier_top1 is not None for o in outcomes.values())
+    header = f"| {what} | SSIM | PSNR (dB) | F1 top-1 | F1 top-5 | F1 KNN dist |"
+    header += " classifier top-1 | classifier top-5 |" if with_classifier else ""
+    rows = [header, "|---" * header.count(" |") + "|"]
+    for name, o in outcomes.items():
+        cells = [o.ssim, o.psnr, o.top1, o.top5, o.knn_dist]
+        cells += [o.classifier_top1, o.classifier_top5] if with_classifier else []
+        rows.append(f"| {name} | " + " | ".join(_fmt(v) for v in cells) + " |")
+    return rows
+
+
+def _ssim_top1(outcome: AttackOutcome | None) -> str:
+    return "-" if outcome is None else f"{_fmt(outcome.ssim)} / {_fmt(outcome.top1)}"
+
+
+def _combine_words(s: Scores) -> str:
+    weighting = "equal weights" if s.privacy_weight == 0.5 else f"privacy weight {s.privacy_weight:g}"
+    return f"{s.combine} mean, {weighting}"
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return "∞" if math.isinf(value) else f"{value:.3f}"
+
+
+def _json_ready(value: Any) -> Any:
+    """Non-finite floats as null (JSON has no infinity); everything else unchanged."""
+    if isinstance(value, dict):
+        return {key: _json_ready(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_json_ready(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _outcome_from_json(values: Mapping[str, Any]) -> AttackOutcome:
+    restored = dict(values)
+    if restored.get("psnr") is None:
+        restored["psnr"] = math.inf
+    return AttackOutcome.from_dict(restored)
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write through a temporary file and rename, so a reader never sees half a report."""
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.replace(path)

@@ -1,0 +1,137 @@
+"""Reports: written, readable, complete, and free of the secret key."""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import secrets
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pytest
+import torch
+
+from evaluation.attacks.base import AttackContext, MeanFaceAttack
+from evaluation.figures import GridImages
+from evaluation.measures import AttackOutcome
+from evaluation.report import (
+    RunReport,
+    build_run_report,
+    public_settings,
+    read_run_report,
+    write_comparison,
+    write_run_report,
+)
+from masking.errors import InputError
+
+REQUIRED_KEYS = {
+    "defense", "S1", "S2", "S3", "S4", "score_pp", "score_cls", "overall",
+    "verification_accuracy", "attacks", "synthetic_data",
+}  # fmt: skip
+OUTCOME_KEYS = {"ssim", "psnr", "top1", "top5", "knn_dist"}
+SHAPE = (1, 24, 20)
+
+
+def outcome(ssim: float, top1: float, psnr: float = 18.0) -> AttackOutcome:
+    return AttackOutcome(ssim=ssim, psnr=psnr, top1=top1, top5=min(1.0, 2 * top1), knn_dist=0.55)
+
+
+def sample_report(defense: str = "ppfr_fd", synthetic: bool = True, settings: dict | None = None) -> RunReport:
+    return build_run_report(
+        defense=defense,
+        renderings={"server_view": outcome(0.2, 0.1)},
+        attacks={"recovery": {"known": outcome(0.7, 0.6, psnr=math.inf), "unknown": outcome(0.3, 0.2)}},
+        verification_accuracy=0.88,
+        baseline_verification_accuracy=0.92,
+        synthetic_data=synthetic,
+        settings=settings or {"channel_ratio": 0.5},
+    )
+
+
+def grid_images(rows: int = 4) -> GridImages:
+    generator = torch.Generator().manual_seed(0)
+    return GridImages(
+        originals=torch.rand(rows, *SHAPE, generator=generator),
+        server_view=torch.rand(rows, *SHAPE, generator=generator),
+        reconstructions={"recovery (key known)": torch.rand(rows, *SHAPE, generator=generator)},
+        labels=list(range(rows)),
+    )
+
+
+def test_run_report_json_holds_every_required_key_and_round_trips(tmp_path: Path) -> None:
+    report = sample_report()
+    paths = write_run_report(report, tmp_path)
+    data = json.loads(paths["json"].read_text())
+    assert REQUIRED_KEYS <= data.keys()
+    assert set(data["attacks"]["recovery"]) == {"known", "unknown"}
+    assert OUTCOME_KEYS <= data["attacks"]["recovery"]["unknown"].keys()
+    assert data["attacks"]["recovery"]["known"]["psnr"] is None  # infinite PSNR: JSON has no infinity
+    assert data["S3"] == pytest.approx(0.3) and data["S4"] == pytest.approx(0.4)
+    assert data["overall"] == pytest.approx(report.scores.overall)
+    assert read_run_report(tmp_path) == report
+
+
+def test_markdown_report_shows_the_table_and_a_banner_only_for_synthetic_data(tmp_path: Path) -> None:
+    synthetic = write_run_report(sample_report(synthetic=True), tmp_path / "synthetic")["markdown"].read_text()
+    real = write_run_report(sample_report(synthetic=False), tmp_path / "real")["markdown"].read_text()
+    assert "SYNTHETIC DATA" in synthetic and "SYNTHETIC DATA" not in real
+    for name in ("S1", "S2", "S3", "S4", "score_pp", "score_cls", "overall"):
+        assert f"| {name} |" in real
+    assert "| recovery (key known) | 0.700 | ∞ | 0.600 |" in real
+
+
+def test_grid_and_scatter_figures_are_written_as_images(tmp_path: Path) -> None:
+    paths = write_run_report(sample_report(), tmp_path / "run", grid=grid_images())
+    grid = matplotlib.image.imread(paths["grid"])
+    assert grid.shape[0] > grid.shape[1] > 200  # 4 rows by 3 columns of faces
+    compared = write_comparison([sample_report("none", False), sample_report("hybrid", True)], tmp_path / "all")
+    assert matplotlib.image.imread(compared["scatter"]).shape[1] > 400
+    table = compared["markdown"].read_text()
+    assert "| none |" in table and "| hybrid |" in table
+    assert [row["defense"] for row in json.loads(compared["json"].read_text())] == ["none", "hybrid"]
+
+
+def test_grid_needs_one_image_per_row(tmp_path: Path) -> None:
+    short = GridImages(torch.rand(4, *SHAPE), torch.rand(2, *SHAPE), {}, [0, 1, 2, 3])
+    with pytest.raises(InputError, match="server view"):
+        write_run_report(sample_report(), tmp_path, grid=short)
+
+
+def test_no_written_file_contains_the_key(tmp_path: Path) -> None:
+    key = secrets.token_bytes(32)
+    ctx = AttackContext(
+        public_images=torch.rand(6, *SHAPE),
+        public_labels=torch.arange(6),
+        target_labels=torch.tensor([0, 1, 2, 3]),
+        image_shape=SHAPE,
+        key_setting="known",
+        key=key,
+        masking_settings={"channel_ratio": 0.5, "key_fingerprint": "0123456789abcdef"},
+    )
+    attack = MeanFaceAttack()
+    attack.fit(ctx)
+    result = attack.reconstruct(ctx)
+    report = sample_report(settings={"attack": ctx.public_summary()})
+    grid = GridImages(result.reconstructions, result.reconstructions, {"mean face": result.reconstructions}, [0, 1, 2, 3])
+    write_run_report(report, tmp_path / "run", grid=grid)
+    write_comparison([report], tmp_path / "compare")
+    forms = [key, key.hex().encode(), key.hex().upper().encode(), base64.b64encode(key), repr(key).encode()]
+    written = [path for path in tmp_path.rglob("*") if path.is_file()]
+    assert len(written) == 6
+    for path in written:
+        content = path.read_bytes()
+        assert not any(form in content for form in forms), f"{path.name} contains the key"
+
+
+def test_settings_refuse_binary_values_and_key_named_entries() -> None:
+    with pytest.raises(InputError, match="binary"):
+        public_settings({"masking": {"seed_material": b"\x00\x01"}})
+    with pytest.raises(InputError, match="fingerprint"):
+        public_settings({"masking": {"key": "00ff"}})
+    with pytest.raises(InputError, match="not a public JSON value"):
+        public_settings({"weights": np.zeros(3)})
+    assert public_settings({"k": [2, 3], "name": "hybrid", "ratio": 0.5, "flag": None}) == {
+        "k": [2, 3], "name": "hybrid", "ratio": 0.5, "flag": None,
+    }  # fmt: skip
