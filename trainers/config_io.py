@@ -75,7 +75,7 @@ def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
     known = {field.name for field in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise InputError(f"unknown config key {prefix}{unknown[0]!r}; known keys here: {sorted(known)}")
+        raise InputError(f"unknown config key {prefix + unknown[0]!r}; known keys here: {sorted(known)}")
     values = {name: _coerce(value, hints[name], prefix + name) for name, value in data.items()}
     return cls(**values)
 
