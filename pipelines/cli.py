@@ -19,6 +19,7 @@ VERB_MODULES = (
     "pipelines.commands.synth",
     "pipelines.commands.keygen",
     "pipelines.commands.mask",
+    "pipelines.commands.train",
 )
 
 

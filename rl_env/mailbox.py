@@ -46,8 +46,9 @@ class LearnerMailbox:
     `num_cpus=0`: it must be schedulable while the Ray Train workers hold every CPU of the cluster.
     """
 
-    def __init__(self, num_workers: int) -> None:
+    def __init__(self, num_workers: int, first_window: int = 0) -> None:
         self._num_workers = num_workers
+        self._first_window = first_window  # a resumed run's learner starts at its checkpoint's window
         self._k_by_window: dict[int, int] = {}
         self._reports_by_window: dict[int, dict[int, tuple[float, float, float]]] = {}
         self._results: dict[int, WindowResult] = {}
@@ -83,7 +84,7 @@ class LearnerMailbox:
     def state(self) -> LearnerState:
         latest = self._latest_result()
         if latest is None:
-            return LearnerState(progress=0.0, windows_done=0, finished=self._finished)
+            return LearnerState(progress=0.0, windows_done=self._first_window, finished=self._finished)
         return LearnerState(
             progress=latest.progress,
             windows_done=latest.windows_done,
@@ -160,14 +161,17 @@ class LearnerMailbox:
         )
 
 
-def create_mailbox(name: str, num_workers: int, namespace: str | None = None) -> ActorHandle:
-    """Start the named mailbox of one training run (Ray must be running); its lifetime is the driver's."""
+def create_mailbox(name: str, num_workers: int, namespace: str | None = None, first_window: int = 0) -> ActorHandle:
+    """Start the named mailbox of one training run (Ray must be running); its lifetime is the driver's.
+
+    `first_window` is the window a resumed learner starts at (its checkpoint's epoch x windows per epoch).
+    """
     if num_workers < 1:
         raise InputError(f"num_workers={num_workers}: the mailbox needs at least one training worker")
     if not name:
         raise InputError("mailbox name is empty: give each training run's mailbox a name")
     return LearnerMailbox.options(name=name, namespace=namespace, max_concurrency=MAX_CONCURRENT_CALLS).remote(
-        num_workers
+        num_workers, first_window
     )
 
 

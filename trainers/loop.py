@@ -159,7 +159,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             for _ in range(plan.window_batches(window, config.window_batches)):
                 batch = next(batches)
                 inputs = batch_to_input(batch, info.representation)
-                labels = torch.as_tensor(batch["label"], dtype=torch.long)
+                labels = torch.from_numpy(np.array(batch["label"], dtype=np.int64))
                 mixed = mixup(inputs, labels, k, config.defense.concentration, mixing_generator)
                 with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_autocast):
                     loss = model(mixed.mixed.to(device), mixed.labels.to(device), mixed.weights.to(device))

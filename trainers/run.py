@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -123,6 +124,8 @@ def train(
     from trainers.metrics_callback import MetricsFileCallback
 
     config.validate()
+    # Ray Train re-routes worker print() through its logger, which echoes every progress line twice.
+    os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
     info = inspect_dataset(data_dir)
     check_representation(config, info)
     plan = plan_epoch(config, info)
@@ -131,6 +134,7 @@ def train(
     check_same_run(run_dir, config)
     if not ray.is_initialized():
         ray.init()
+    ray.data.DataContext.get_current().enable_progress_bars = False  # epoch lines are the progress; bars flood logs
     resources = resolve_resources(config, ray.cluster_resources())
     save_config(config, run_dir / CONFIG_FILE)
     if k_source is None:

@@ -1,0 +1,68 @@
+"""One training run from the CLI or a pipeline: mask prepared data when the defence needs it, then dispatch to
+the fixed-k trainer or the adaptive coupling. Everything here is checked before Ray starts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from masking.errors import InputError
+from masking.keys import key_fingerprint
+from pipelines.experiment_config import ExperimentConfig
+from pipelines.masking_io import mask_dataset
+from trainers.dataset_info import inspect_dataset
+from trainers.run import check_representation
+from trainers.schema import MANIFEST_NAME
+
+MASKED_SUBDIR = "masked"
+
+
+def masked_data_for(prepared_dir: Path, key: bytes, ratio: float, out_dir: Path) -> Path:
+    """The masked copy of a prepared folder under `out_dir`, reused when it matches (same source, ratio, key)."""
+    manifest_path = out_dir / MANIFEST_NAME
+    if manifest_path.is_file():
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        prepared = json.loads((prepared_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+        same = (
+            manifest.get("source_fingerprint") == prepared.get("source_fingerprint")
+            and manifest["masking"]["ratio"] == ratio
+            and manifest["masking"]["key_fingerprint"] == key_fingerprint(key)
+        )
+        if same:
+            return out_dir
+        raise InputError(
+            f"{out_dir} holds data masked with other settings (source, ratio or key); choose a new --out"
+        )
+    mask_dataset(prepared_dir, key, out_dir, ratio=ratio)
+    return out_dir
+
+
+def resolve_training_data(data_dir: Path, config: ExperimentConfig, key: bytes | None, run_dir: Path) -> Path:
+    """The folder the defence trains on: the given one, or its masked copy when a key is given for masked defences."""
+    info = inspect_dataset(data_dir)
+    if not config.uses_pixels and info.representation == "images":
+        if key is None:
+            raise InputError(
+                f"defence {config.defense.name!r} trains on masked data and {data_dir} holds raw images: "
+                "pass --key KEYFILE to mask them first (the key stays on this machine), or pass a masked folder"
+            )
+        return masked_data_for(data_dir, key, config.masking.ratio, run_dir / MASKED_SUBDIR)
+    check_representation(config, info)
+    return data_dir
+
+
+def run_training(
+    data_dir: str | Path, run_dir: str | Path, config: ExperimentConfig, key: bytes | None = None, storage_path: str | None = None
+) -> dict[str, Any]:
+    config.validate()
+    run_dir = Path(run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    training_data = resolve_training_data(Path(data_dir), config, key, run_dir)
+    if config.defense.name == "hybrid_adaptive":
+        from rl_env.coupling import train_adaptive
+
+        return train_adaptive(training_data, run_dir, config.train_config(), config.strategy, config.adaptive, storage_path)
+    from trainers.run import train
+
+    return train(training_data, run_dir, config.train_config(), storage_path=storage_path)
