@@ -3,7 +3,9 @@
 Each identity has its own geometry (face outline, ears, eye spacing and size, brows, nose, mouth, hair style)
 and colours (skin, hair, iris); each image has its own pose (roll, shift, scale, a little yaw), expression
 (smile, open mouth, raised brows, eye openness), lighting (directional gradient and gain), background, blur and
-noise. Identity i looks the same whatever the number of identities generated: every identity and every image
+noise. Pose jitter is small (a few degrees of roll, a few percent of shift and scale), as in the aligned faces FR
+pipelines train on. Like real faces, each identity also has fine skin detail (a texture and a few moles or freckles) that moves
+with the face: identity is not only in the low frequencies that frequency-domain masking removes. Identity i looks the same whatever the number of identities generated: every identity and every image
 draws from its own seeded generator. These are NOT real faces; anything measured on them says so
 (`synthetic_data: true` in the manifest).
 """
@@ -24,7 +26,7 @@ from masking.errors import InputError
 from pipelines.face_sources import FaceCollection, SourceFile
 from pipelines.prepare import PrepareOptions, prepare
 
-GENERATOR_VERSION = 1  # bump when a change alters the pixels: manifests then tell old data sets from new
+GENERATOR_VERSION = 2  # bump when a change alters the pixels: manifests then tell old data sets from new
 _SUPERSAMPLE = 4  # shapes are drawn this many times larger, then area-reduced: smooth edges at small sizes
 _AA = cv2.LINE_AA
 
@@ -64,6 +66,8 @@ class Identity:
     mouth_width: float
     lip_thickness: float
     moustache: bool
+    skin_detail: float  # contrast of the identity's skin texture
+    marks: tuple[tuple[float, float, float, float], ...]  # moles and freckles: (x, y, radius, darkness)
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,10 @@ def make_identity(seed: int, index: int) -> Identity:
         nose_length=u(0.1, 0.15), nose_width=u(0.03, 0.05),
         mouth_gap=u(0.05, 0.075), mouth_width=u(0.065, 0.105), lip_thickness=u(0.008, 0.018),
         moustache=bool(rng.random() < 0.2),
+        skin_detail=u(0.03, 0.07),
+        marks=tuple(
+            (0.5 + u(-0.2, 0.2), 0.54 + u(-0.12, 0.22), u(0.006, 0.016), u(0.45, 0.8)) for _ in range(rng.integers(3, 9))
+        ),
     )
 
 
@@ -111,11 +119,11 @@ def make_shot(seed: int, identity_index: int, image_index: int) -> Shot:
     rng = np.random.default_rng([seed, 1, identity_index, image_index])
     u = rng.uniform
     return Shot(
-        roll_degrees=u(-9, 9), shift=(u(-0.035, 0.035), u(-0.035, 0.035)), scale=u(0.92, 1.08), yaw=u(-0.3, 0.3),
+        roll_degrees=u(-3, 3), shift=(u(-0.012, 0.012), u(-0.012, 0.012)), scale=u(0.97, 1.03), yaw=u(-0.15, 0.15),
         smile=u(-0.3, 1.0), mouth_open=u(0, 1) ** 3, brow_raise=u(-0.006, 0.014),
         eye_openness=0.15 if rng.random() < 0.05 else u(0.65, 1.1),
         light_angle=u(0, 2 * math.pi), light_strength=u(0.0, 0.45), gain=u(0.78, 1.15),
-        background=u(40, 220) + u(-25, 25, 3), blur_sigma=u(0.0, 0.9), noise_sigma=u(1.0, 6.0),
+        background=u(40, 220) + u(-25, 25, 3), blur_sigma=u(0.0, 0.6), noise_sigma=u(0.5, 3.0),
     )
 
 
@@ -197,6 +205,19 @@ def _draw_hair_top(canvas: _Canvas, person: Identity) -> None:
     canvas.poly(cap + hairline, person.hair, depth=0.01)
 
 
+def _draw_marks(canvas: _Canvas, person: Identity) -> None:
+    for x, y, radius, darkness in person.marks:
+        canvas.ellipse((x, y), (radius, radius), person.skin * darkness, depth=0.02)
+
+
+@functools.lru_cache(maxsize=256)
+def _skin_texture(seed: int, identity_index: int, size: int) -> np.ndarray:
+    """The identity's own fine texture: smooth noise of unit spread, fixed in face coordinates (size x size)."""
+    base = np.random.default_rng([seed, 4, identity_index]).normal(0.0, 1.0, (40, 40)).astype(np.float32)
+    texture = cv2.resize(base, (size, size), interpolation=cv2.INTER_CUBIC)
+    return (texture - texture.mean()) / (texture.std() + 1e-6)
+
+
 def _draw_eyes_and_brows(canvas: _Canvas, person: Identity, shot: Shot) -> None:
     brow_colour = person.hair * 0.7
     for side in (-1, 1):
@@ -267,11 +288,12 @@ def render_face(seed: int, identity_index: int, image_index: int, size: int) -> 
     _draw_hair_back(canvas, person)
     _draw_head(canvas, person)
     _draw_hair_top(canvas, person)
+    _draw_marks(canvas, person)
     _draw_eyes_and_brows(canvas, person, shot)
     _draw_nose_and_mouth(canvas, person, shot)
     face = cv2.resize(canvas.rgb, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
     alpha = cv2.resize(canvas.mask, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
-    face *= _shading(size, person)[..., None]
+    face *= (_shading(size, person) * (1 + person.skin_detail * _skin_texture(seed, identity_index, size)))[..., None]
     pose = cv2.getRotationMatrix2D((size / 2, size * 0.54), shot.roll_degrees, shot.scale)
     pose[:, 2] += np.array(shot.shift) * size
     # Replicating the border keeps the neck running off the bottom edge when the head moves up.
