@@ -3,7 +3,7 @@ nodes, each its own raylet with its own resources, on loopback addresses only, w
 
 Why these choices:
 - Ray rewrites a node address of 127.0.0.1 to the machine's outward address, so each node gets its own address
-  elsewhere in 127.0.0.0/8 (127.0.0.2 for the head, 127.0.0.3, ...): still loopback, and job logs tell nodes apart.
+  elsewhere in 127.0.0.0/8 (127.0.0.2 for the head, 127.0.0.3, ...): still loopback, and Ray's node list tells them apart.
 - Other Ray instances may run on the same machine, so nothing here uses `ray stop` (which stops every Ray process
   of the machine) or Ray's default ports: each node runs `ray start --block` in its own session with free ports,
   and stopping signals only those processes and their descendants.
@@ -160,9 +160,11 @@ class LocalRayCluster:
 
     def stop(self, grace_s: float = 45.0) -> None:
         """SIGTERM each `ray start --block` (it drains and stops its node), then SIGKILL whatever of ours is left:
-        the processes that descended from those we started, and any left in their sessions. Nothing else is touched."""
+        the processes that descended from those we started, and any left in their sessions. Nothing else is touched:
+        a process is only killed while its start time is the one recorded when it was found to be ours."""
         started = {node.process.pid for node in self.nodes}
-        ours = descendants(started)
+        table = process_table()
+        ours = {pid: table[pid] for pid in descendants(started, table) - started}
         for node in reversed(self.nodes):
             if node.process.poll() is None:
                 node.process.send_signal(signal.SIGTERM)
@@ -173,11 +175,14 @@ class LocalRayCluster:
             except subprocess.TimeoutExpired:
                 pass
         time.sleep(1.0)
-        for pid in (ours | self.leftover_processes()) - started:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                continue
+        table = process_table()
+        ours.update({pid: info for pid, info in table.items() if info[1] in started})  # left in our sessions
+        for pid, info in ours.items():
+            if table.get(pid, (None, None, None))[2] == info[2]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    continue
         for node in self.nodes:
             if node.process.poll() is None:
                 node.process.kill()
@@ -189,27 +194,27 @@ class LocalRayCluster:
     def leftover_processes(self) -> set[int]:
         """Processes still in the sessions this cluster started (none after a clean stop)."""
         sessions = {node.process.pid for node in self.nodes}
-        return {pid for pid, (_, session) in process_table().items() if session in sessions}
+        return {pid for pid, (_, session, _) in process_table().items() if session in sessions}
 
 
-def process_table() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, session id) of every live process, from /proc (Ray clusters run on Linux); exited
-    processes that wait to be reaped (zombies) are not listed."""
+def process_table() -> dict[int, tuple[int, int, int]]:
+    """pid -> (parent pid, session id, start time) of every live process, from /proc (Ray clusters run on Linux);
+    exited processes that wait to be reaped (zombies) are not listed."""
     table = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            state, parent, _, session = stat.read_text().rsplit(")", 1)[1].split()[:4]
+            fields = stat.read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if state not in ("Z", "X"):
-            table[int(stat.parent.name)] = (int(parent), int(session))
+        if fields[0] not in ("Z", "X"):
+            table[int(stat.parent.name)] = (int(fields[1]), int(fields[3]), int(fields[19]))
     return table
 
 
-def descendants(roots: set[int]) -> set[int]:
-    """The given processes and all processes below them."""
+def descendants(roots: set[int], table: dict[int, tuple[int, int, int]]) -> set[int]:
+    """The given processes and all processes below them in `table` (from process_table)."""
     children: dict[int, list[int]] = {}
-    for pid, (parent, _) in process_table().items():
+    for pid, (parent, _, _) in table.items():
         children.setdefault(parent, []).append(pid)
     found, frontier = set(roots), list(roots)
     while frontier:
