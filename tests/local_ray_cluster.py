@@ -131,9 +131,10 @@ class LocalRayCluster:
     def state(self, *args: str) -> list[dict]:
         """Rows of Ray's state API (`ray list ... --format json`), e.g. state("nodes") or state("actors", "--filter", ...)."""
         result = self.ray("list", *args, "--detail", "--format", "json", f"--address={self.gcs_address}")
-        if result.returncode != 0:
-            raise RuntimeError(f"ray list {' '.join(args)} failed: {result.stderr[-2000:]}")
-        return json.loads(result.stdout[result.stdout.index("[") :])
+        start = result.stdout.find("[")
+        if result.returncode != 0 or start < 0:  # a node still starting can answer with no table yet
+            raise RuntimeError(f"ray list {' '.join(args)} failed: {result.stdout[-500:]} {result.stderr[-2000:]}")
+        return json.loads(result.stdout[start:])
 
     def _start_node(self, node_ip: str, flags: list[str], ports: list[int], num_cpus: int, resources: dict[str, float]) -> None:
         log_path = self.root / f"node-{len(self.nodes)}.log"

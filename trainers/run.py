@@ -7,6 +7,7 @@ Train's storage: checkpoints). Re-running into the same RUN_DIR resumes from the
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -30,7 +31,11 @@ from trainers.schema import split_dir
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
-RAY_RUN_NAME = "train"
+
+
+def ray_run_name(run_dir: Path) -> str:
+    """Ray Train's run name: unique per run folder, so runs sharing one --storage never resume each other."""
+    return f"{run_dir.name}-{hashlib.sha256(str(run_dir).encode()).hexdigest()[:10]}"
 
 
 @dataclass(frozen=True)
@@ -159,7 +164,7 @@ def train(
         ),
         run_config=ray.train.RunConfig(
             storage_path=storage_path or str(run_dir / "ray"),
-            name=RAY_RUN_NAME,
+            name=ray_run_name(run_dir),
             failure_config=ray.train.FailureConfig(max_failures=config.scale.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=[MetricsFileCallback(str(run_dir / METRICS_FILE))],
