@@ -195,6 +195,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             metrics.update(
                 {"verification_accuracy": result.accuracy, "tar_at_far_1e-3": result.tar_at_far, "verification_pairs": result.num_pairs}
             )
+        if checkpoint is not None and epoch == start_epoch:
+            metrics["resumed_from_epoch"] = start_epoch  # this epoch began from a restored checkpoint
         metrics["epoch_seconds"] = time.perf_counter() - started
         history.append(metrics)
         if rank == 0:

@@ -1,0 +1,64 @@
+"""hybrid_adaptive for real: an RLlib strategy choosing k for a Ray Train FR run through the mailbox."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipelines.experiment_config import load_experiment
+from pipelines.training import run_training
+from rl_env.coupling import K_FIGURE, STRATEGY_DIR
+
+COMMON = [
+    "defense.name=hybrid_adaptive", "optim.epochs=2", "scale.workers=2", "optim.batch_size=16",
+    "model.embedding_size=64", "window_batches=2", "adaptive.candidate_set=[2,3,4]",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def adaptive_runs(ray_cluster, masked_synthetic_faces: Path, tmp_path_factory) -> dict[str, tuple[Path, dict]]:
+    """One short run per algorithm; the configs differ only in strategy.algorithm."""
+    runs = {}
+    for algorithm in ("ppo", "reinforce"):
+        run_dir = tmp_path_factory.mktemp("adaptive") / algorithm
+        config = load_experiment(None, [*COMMON, f"strategy.algorithm={algorithm}"])
+        runs[algorithm] = run_dir, run_training(masked_synthetic_faces, run_dir, config)
+    return runs
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "reinforce"])
+def test_adaptive_run_completes_and_its_k_histogram_counts_every_window(adaptive_runs, algorithm) -> None:
+    run_dir, summary = adaptive_runs[algorithm]
+    epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    windows = [window for epoch in epochs for window in epoch["windows"]]
+    assert summary["strategy"] == algorithm and summary["defense"] == "hybrid_adaptive"
+    assert summary["candidate_set"] == [2, 3, 4]
+    assert sum(summary["k_histogram"].values()) == len(windows) == summary["windows"] > 0
+    assert set(map(int, summary["k_histogram"])) <= {2, 3, 4}
+    assert summary["mean_k"] == pytest.approx(np.mean([window["k"] for window in windows]))
+    assert all(window["reward"] is not None and window["clean_val_loss"] is not None for window in windows)
+    assert (run_dir / K_FIGURE).stat().st_size > 0
+
+
+def test_swapping_algorithms_changes_only_the_strategy_key(adaptive_runs) -> None:
+    configs = {name: (run_dir / "config.yaml").read_text() for name, (run_dir, _) in adaptive_runs.items()}
+    assert configs["ppo"] == configs["reinforce"], "the learner's config is the same whatever the strategy"
+    assert {summary["strategy"] for _, summary in adaptive_runs.values()} == {"ppo", "reinforce"}
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "reinforce"])
+def test_the_saved_strategy_restores_with_the_same_policy(adaptive_runs, algorithm) -> None:
+    from rl_env.strategies import policy_probabilities, restore_strategy
+
+    run_dir, _ = adaptive_runs[algorithm]
+    restored = restore_strategy(run_dir / STRATEGY_DIR)
+    observation = np.linspace(0, 1, restored.get_module().config.observation_space.shape[0], dtype=np.float32)
+    probabilities = policy_probabilities(restored, observation)
+    assert probabilities.shape == (3,) and probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    again = restore_strategy(run_dir / STRATEGY_DIR)
+    np.testing.assert_allclose(policy_probabilities(again, observation), probabilities, rtol=1e-6)
+    restored.stop()
+    again.stop()

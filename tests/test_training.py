@@ -1,0 +1,133 @@
+"""The FR learner on Ray Train: it learns, resumes, survives a killed worker, and refuses bad input before Ray."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from masking.errors import InputError
+from pipelines.experiment_config import load_experiment
+from pipelines.training import run_training
+from trainers.config import TrainConfig
+from trainers.config_io import load_config
+from trainers.dataset_info import inspect_dataset
+from trainers.run import METRICS_FILE, SUMMARY_FILE, plan_epoch, resolve_resources
+
+SUMMARY_KEYS = {"defense", "epochs", "verification_accuracy", "tar_at_far_1e-3", "train_images", "workers", "synthetic_data"}
+SMALL = ["optim.batch_size=16", "model.embedding_size=64", "window_batches=2"]
+
+
+def epochs_in(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / METRICS_FILE).read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="module")
+def baseline_run(ray_cluster, synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    run_dir = tmp_path_factory.mktemp("runs") / "none"
+    config = load_experiment(None, ["defense.name=none", "optim.epochs=4", "scale.workers=2", *SMALL])
+    return run_dir, run_training(synthetic_faces, run_dir, config)
+
+
+def test_two_cpu_workers_lift_verification_clearly_above_chance(baseline_run) -> None:
+    run_dir, summary = baseline_run
+    assert SUMMARY_KEYS <= set(summary)
+    assert summary["workers"] == 2 and summary["synthetic_data"] is True
+    assert summary["verification_accuracy"] > 0.7, summary  # chance is 0.5 on balanced pairs
+    assert json.loads((run_dir / SUMMARY_FILE).read_text()) == summary
+    assert [epoch["epoch"] for epoch in epochs_in(run_dir)] == [1, 2, 3, 4]
+    assert (run_dir / "model.pt").is_file() and (run_dir / "config.yaml").is_file()
+
+
+def test_rerunning_a_finished_run_with_more_epochs_continues_from_its_checkpoint(baseline_run, synthetic_faces) -> None:
+    run_dir, _ = baseline_run
+    before = epochs_in(run_dir)
+    config = load_experiment(None, ["defense.name=none", "optim.epochs=5", "scale.workers=2", *SMALL])
+    summary = run_training(synthetic_faces, run_dir, config)
+    after = epochs_in(run_dir)
+    assert after[:4] == before, "finished epochs must be kept as they were, not retrained"
+    assert [epoch["epoch"] for epoch in after] == [1, 2, 3, 4, 5]
+    assert after[4]["resumed_from_epoch"] == 4
+    assert summary["epochs"] == 5
+
+
+def training_worker_pids(ray_module) -> list[int]:
+    """PIDs of this Ray instance's Ray Train workers: descendants of our own raylet, never another user's Ray."""
+    import psutil
+
+    raylet = ray_module._private.worker._global_node.all_processes["raylet"][0].process.pid
+    return [p.pid for p in psutil.Process(raylet).children(recursive=True) if p.name().startswith("ray::RayTrainWorker")]
+
+
+def test_a_killed_worker_is_restarted_and_no_epoch_is_lost_or_repeated(ray_cluster, masked_synthetic_faces, tmp_path) -> None:
+    run_dir = tmp_path / "fault"
+    config = load_experiment(None, ["defense.name=ppfr_fd", "optim.epochs=4", "scale.workers=2", "scale.max_failures=1", *SMALL])
+    outcome: dict = {}
+    learner = threading.Thread(target=lambda: outcome.update(summary=run_training(masked_synthetic_faces, run_dir, config)))
+    learner.start()
+    deadline = time.monotonic() + 300
+    while not ((run_dir / METRICS_FILE).is_file() and epochs_in(run_dir)):  # wait for the first checkpointed epoch
+        assert learner.is_alive() and time.monotonic() < deadline, "training ended or stalled before its first epoch"
+        time.sleep(0.2)
+    workers = training_worker_pids(ray_cluster)
+    assert len(workers) == 2
+    os.kill(workers[-1], signal.SIGKILL)
+    learner.join(timeout=600)
+    assert "summary" in outcome, "the run did not finish after one worker was killed"
+    epochs = epochs_in(run_dir)
+    assert [epoch["epoch"] for epoch in epochs] == [1, 2, 3, 4]
+    assert any("resumed_from_epoch" in epoch for epoch in epochs), "the restarted workers did not resume from a checkpoint"
+    assert outcome["summary"]["epochs"] == 4
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["defense.name=adversarial"], "unknown defence"),
+        (["defense.name=mixup", "defense.k=40", "optim.batch_size=16"], "larger than the batch"),
+        (["model.embedding_size=1"], "embedding_size"),
+        (["optim.batch_size=1"], "batch_size"),
+        (["scale.workers=0"], "scale.workers"),
+    ],
+)
+def test_config_errors_name_the_key_before_ray_starts(overrides, message) -> None:
+    with pytest.raises(InputError, match=message):
+        load_config(TrainConfig, None, overrides)
+
+
+def test_more_workers_than_the_cluster_can_place_is_an_error_not_a_hang() -> None:
+    config = load_config(TrainConfig, None, ["scale.workers=4"])
+    with pytest.raises(InputError, match="needs .* CPUs .* the cluster has 2"):
+        resolve_resources(config, {"CPU": 2.0})
+    gpu = load_config(TrainConfig, None, ["scale.workers=2", "scale.use_gpu=true"])
+    with pytest.raises(InputError, match="GPUs"):
+        resolve_resources(gpu, {"CPU": 16.0, "GPU": 1.0})
+    assert resolve_resources(load_config(TrainConfig, None, ["scale.workers=2"]), {"CPU": 2.0}).cpus_per_worker == 0.5
+
+
+def test_data_without_a_verify_split_is_refused(synthetic_faces: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "no-verify"
+    shutil.copytree(synthetic_faces, broken)
+    shutil.rmtree(broken / "verify")
+    with pytest.raises(InputError, match="no 'verify' split"):
+        inspect_dataset(broken)
+
+
+def test_defence_and_data_representation_must_match(synthetic_faces: Path, masked_synthetic_faces: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="pass --key"):
+        run_training(synthetic_faces, tmp_path / "a", load_experiment(None, ["defense.name=ppfr_fd"]))
+    with pytest.raises(InputError, match="trains on raw images"):
+        run_training(masked_synthetic_faces, tmp_path / "b", load_experiment(None, ["defense.name=none"]))
+
+
+def test_a_batch_larger_than_the_data_is_refused(synthetic_faces: Path) -> None:
+    config = load_config(TrainConfig, None, ["optim.batch_size=512"])
+    with pytest.raises(InputError, match="cannot give each of 2 workers one batch"):
+        plan_epoch(config, inspect_dataset(synthetic_faces))
