@@ -21,13 +21,15 @@ def stack_binary(column: Any, dtype: np.dtype, shape: tuple[int, ...]) -> np.nda
 def pixels_to_input(batch: Mapping[str, Any]) -> torch.Tensor:
     height, width, channels = int(batch["height"][0]), int(batch["width"][0]), int(batch["channels"][0])
     images = stack_binary(batch["pixels"], np.uint8, (height, width, channels))
-    tensor = torch.from_numpy(images.copy()).permute(0, 3, 1, 2).float().contiguous()
+    # channels_last: the rows are already height x width x channels, and CPU convolutions run several times faster so.
+    tensor = torch.from_numpy(images.copy()).permute(0, 3, 1, 2).float().contiguous(memory_format=torch.channels_last)
     return tensor.div_(127.5).sub_(1.0)
 
 
 def features_to_input(batch: Mapping[str, Any], column: str = "features") -> torch.Tensor:
     shape = (int(batch["num_channels"][0]), int(batch["grid_height"][0]), int(batch["grid_width"][0]))
-    return torch.from_numpy(stack_binary(batch[column], np.float16, shape).astype(np.float32))
+    features = torch.from_numpy(stack_binary(batch[column], np.float16, shape).astype(np.float32))
+    return features.contiguous(memory_format=torch.channels_last)
 
 
 def batch_to_input(batch: Mapping[str, Any], representation: str) -> torch.Tensor:

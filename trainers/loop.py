@@ -90,6 +90,35 @@ def _clean_loss(model: FaceModel, holdout: dict[str, Any], representation: str, 
     return float(np.mean(losses))
 
 
+def build_optimiser(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    optim = config.optim
+    if optim.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=optim.lr, momentum=optim.momentum, weight_decay=optim.weight_decay)
+
+
+def train_step(
+    model: torch.nn.Module,
+    optimiser: torch.optim.Optimizer,
+    batch: dict[str, Any],
+    representation: str,
+    k: int,
+    concentration: float,
+    generator: torch.Generator,
+    device: torch.device,
+) -> float:
+    """One optimiser step on one shard batch: decode, mix k images per sample, mixed-label margin loss."""
+    inputs = batch_to_input(batch, representation)
+    labels = torch.from_numpy(np.array(batch["label"], dtype=np.int64))
+    mixed = mixup(inputs, labels, k, concentration, generator)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        loss = model(mixed.mixed.to(device), mixed.labels.to(device), mixed.weights.to(device))
+    optimiser.zero_grad(set_to_none=True)
+    loss.backward()
+    optimiser.step()
+    return float(loss.detach())
+
+
 def _mean_across_workers(value: float, device: torch.device) -> float:
     if not (dist.is_available() and dist.is_initialized()):
         return value
@@ -110,14 +139,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     torch.set_num_threads(loop_config["torch_threads"])
     torch.manual_seed(config.seed * 1000 + rank)
     device = ray.train.torch.get_device()
-    use_autocast = device.type == "cuda"
 
     model = build_face_model(config, info)
-    optimiser = (
-        torch.optim.AdamW(model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay)
-        if config.optim.optimizer == "adamw"
-        else torch.optim.SGD(model.parameters(), lr=config.optim.lr, momentum=config.optim.momentum, weight_decay=config.optim.weight_decay)
-    )
+    optimiser = build_optimiser(config, model)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.optim.epochs)
     start_epoch, history = 0, []
     checkpoint = ray.train.get_checkpoint()
@@ -158,16 +182,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             losses = []
             for _ in range(plan.window_batches(window, config.window_batches)):
                 batch = next(batches)
-                inputs = batch_to_input(batch, info.representation)
-                labels = torch.from_numpy(np.array(batch["label"], dtype=np.int64))
-                mixed = mixup(inputs, labels, k, config.defense.concentration, mixing_generator)
-                with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_autocast):
-                    loss = model(mixed.mixed.to(device), mixed.labels.to(device), mixed.weights.to(device))
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                losses.append(float(loss.detach()))
-                images_seen += len(labels)
+                losses.append(
+                    train_step(model, optimiser, batch, info.representation, k, config.defense.concentration, mixing_generator, device)
+                )
+                images_seen += len(batch["label"])
             clean = (
                 _clean_loss(inner, holdout, info.representation, config.optim.batch_size, config.clean_validation_batches, device)
                 if k_source.wants_clean_validation
