@@ -19,6 +19,8 @@ VERB_MODULES = (
     "pipelines.commands.synth",
     "pipelines.commands.keygen",
     "pipelines.commands.mask",
+    "pipelines.commands.attack",
+    "pipelines.commands.evaluate",
 )
 
 
