@@ -28,7 +28,9 @@ from evaluation.measures import TOP_K, topk_rates
 from evaluation.outcomes import PrivacyEvaluator
 from evaluation.run_data import LabelledImages
 
-WEAK_EVALUATOR_TOP1 = 0.5  # below this on untouched originals, a judge's rates on reconstructions say little
+WEAK_EVALUATOR_TOP1 = 0.9
+"""Below this top-1 on untouched originals a judge misses photos it should name, so its rates on reconstructions
+understate what they reveal (F1 names 100% of held-out ORL photos and about 75% of synthetic ones)."""
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ Reports are built only from public fields: outcomes, scores and a settings dicti
 are checked before anything is written: binary values and entries named like key material are refused, so a
 secret key cannot slip into a report through a careless caller (a key fingerprint is fine, and is a string).
 
-report.json keys: defense, S1, S2, S3, S4, score_pp, score_cls, overall, verification_accuracy,
+report.json keys: defense, S1, S2, S3, S4, S2_classifier, S4_classifier (S2 and S4 judged by the evaluation
+classifier; null without one), score_pp, score_cls, overall, verification_accuracy,
 baseline_verification_accuracy, attacks {attack: {setting: {ssim, psnr, top1, top5, knn_dist, classifier_top1,
 classifier_top5}}}, renderings {name: same fields}, worst_case {S1..S4: "name" or "attack/setting"}, alpha, beta,
 scored_settings, combine, privacy_weight, synthetic_data, settings. A psnr of null means infinite (identical images); JSON has
@@ -304,8 +305,9 @@ def _evaluator_lines(check: Mapping[str, Any] | None) -> list[str]:
     if check.get("f1_weak"):
         lines += [
             "",
-            "**F1 is weak on these faces**: it cannot reliably name even untouched photos of these people, so its "
-            "S2 and S4 overstate privacy. Read the classifier rows and columns, which judge the same images.",
+            f"**F1 is weak on these faces**: it names only {_fmt(check['f1_top1'])} of untouched photos of these "
+            "people, so its S2 and S4 overstate privacy. Read the classifier rows and columns beside them, which "
+            "judge the same images.",
         ]
     return lines
 
