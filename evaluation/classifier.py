@@ -121,7 +121,10 @@ class EvaluationClassifier:
 
     @classmethod
     def load(cls, path: str | Path) -> EvaluationClassifier:
-        saved = torch.load(Path(path), map_location="cpu", weights_only=True)
+        return cls.from_state_dict(torch.load(Path(path), map_location="cpu", weights_only=True))
+
+    @classmethod
+    def from_state_dict(cls, saved: dict) -> EvaluationClassifier:
         classifier = cls(**saved["config"])
         classifier.network.load_state_dict(saved["weights"])
         return classifier

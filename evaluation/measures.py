@@ -147,19 +147,7 @@ def privacy_measures(
     _check_weights(alpha, beta)
     if not renderings:
         raise InputError("renderings: give at least one rendering of the masked data (e.g. the server view) for S1/S2")
-    given = sorted({setting for by_setting in attacks.values() for setting in by_setting})
-    settings = tuple(given if scored_settings is None else sorted(set(scored_settings)))
-    flat_attacks = {
-        f"{attack}/{setting}": outcome
-        for attack, by_setting in attacks.items()
-        for setting, outcome in by_setting.items()
-        if setting in settings
-    }
-    if not flat_attacks:
-        raise InputError(
-            f"attacks: no outcome in the scored key settings {list(settings)} (given: {given}); "
-            "an unattacked defence has no privacy score"
-        )
+    settings, flat_attacks = scored_attacks(attacks, scored_settings)
     s1_from, s1_ssim = _worst(renderings, "ssim")
     s2_from, s2_top1 = _worst(renderings, "top1")
     s3_from, s3_ssim = _worst(flat_attacks, "ssim")
@@ -172,6 +160,45 @@ def privacy_measures(
         S1_from=s1_from, S2_from=s2_from, S3_from=s3_from, S4_from=s4_from,
         scored_settings=settings,
     )  # fmt: skip
+
+
+def scored_attacks(
+    attacks: Mapping[str, Mapping[str, AttackOutcome]], scored_settings: Collection[str] | None = None
+) -> tuple[tuple[str, ...], dict[str, AttackOutcome]]:
+    """The key settings scored and the outcomes in them, flattened to {"attack/setting": outcome}."""
+    given = sorted({setting for by_setting in attacks.values() for setting in by_setting})
+    settings = tuple(given if scored_settings is None else sorted(set(scored_settings)))
+    flat = {
+        f"{attack}/{setting}": outcome
+        for attack, by_setting in attacks.items()
+        for setting, outcome in by_setting.items()
+        if setting in settings
+    }
+    if not flat:
+        raise InputError(
+            f"attacks: no outcome in the scored key settings {list(settings)} (given: {given}); "
+            "an unattacked defence has no privacy score"
+        )
+    return settings, flat
+
+
+def classifier_measures(
+    renderings: Mapping[str, AttackOutcome],
+    attacks: Mapping[str, Mapping[str, AttackOutcome]],
+    scored_settings: Collection[str] | None = None,
+) -> tuple[float | None, float | None]:
+    """S2 and S4 judged by the evaluation classifier instead of F1 (same worst cases); None where it did not judge.
+
+    Shown beside the F1 measures: F1 is the design's judge, the classifier the MIA convention's, and on faces
+    F1 was not trained for (synthetic ones) the classifier is the one that still tells people apart.
+    """
+    flat = scored_attacks(attacks, scored_settings)[1]
+    return _classifier_measure(renderings), _classifier_measure(flat)
+
+
+def _classifier_measure(outcomes: Mapping[str, AttackOutcome]) -> float | None:
+    rates = [o.classifier_top1 for o in outcomes.values() if o.classifier_top1 is not None]
+    return _clip01(1 - max(rates)) if rates else None
 
 
 def score_pp(s1: float, s2: float, s3: float, s4: float, alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA) -> float:

@@ -4,7 +4,8 @@ Reports are built only from public fields: outcomes, scores and a settings dicti
 are checked before anything is written: binary values and entries named like key material are refused, so a
 secret key cannot slip into a report through a careless caller (a key fingerprint is fine, and is a string).
 
-report.json keys: defense, S1, S2, S3, S4, score_pp, score_cls, overall, verification_accuracy,
+report.json keys: defense, S1, S2, S3, S4, S2_classifier, S4_classifier (S2 and S4 judged by the evaluation
+classifier; null without one), score_pp, score_cls, overall, verification_accuracy,
 baseline_verification_accuracy, attacks {attack: {setting: {ssim, psnr, top1, top5, knn_dist, classifier_top1,
 classifier_top5}}}, renderings {name: same fields}, worst_case {S1..S4: "name" or "attack/setting"}, alpha, beta,
 scored_settings, combine, privacy_weight, synthetic_data, settings. A psnr of null means infinite (identical images); JSON has
@@ -29,6 +30,7 @@ from evaluation.measures import (
     Combine,
     PrivacyMeasures,
     Scores,
+    classifier_measures,
     privacy_measures,
     scores,
 )
@@ -58,6 +60,10 @@ MEASURE_EXPLANATIONS = {
     "score_cls": "utility: verification accuracy over the unprotected model's, capped at 1",
     "overall": "the balance of privacy and utility that tuning maximises",
 }
+CLASSIFIER_EXPLANATIONS = {
+    "S2": "S2 judged by the evaluation classifier (trained on the private originals) instead of F1",
+    "S4": "S4 judged by the evaluation classifier instead of F1",
+}
 
 
 @dataclass(frozen=True)
@@ -74,11 +80,18 @@ class RunReport:
     synthetic_data: bool
     settings: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def classifier_measures(self) -> tuple[float | None, float | None]:
+        """(S2, S4) judged by the evaluation classifier, beside F1's."""
+        return classifier_measures(self.renderings, self.attacks, self.measures.scored_settings)
+
     def to_dict(self) -> dict[str, Any]:
         m = self.measures
+        s2_classifier, s4_classifier = self.classifier_measures
         return {
             "defense": self.defense,
             "S1": m.S1, "S2": m.S2, "S3": m.S3, "S4": m.S4,
+            "S2_classifier": s2_classifier, "S4_classifier": s4_classifier,
             "score_pp": self.scores.score_pp,
             "score_cls": self.scores.score_cls,
             "overall": self.scores.overall,
@@ -174,7 +187,7 @@ def write_run_report(report: RunReport, out_dir: str | Path, grid: GridImages | 
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"json": folder / REPORT_JSON, "markdown": folder / REPORT_MD}
-    _write_text(paths["json"], json.dumps(_json_ready(report.to_dict()), indent=2, allow_nan=False) + "\n")
+    _write_text(paths["json"], json.dumps(json_ready(report.to_dict()), indent=2, allow_nan=False) + "\n")
     _write_text(paths["markdown"], run_markdown(report))
     if grid is not None:
         from evaluation.figures import save_reconstruction_grid  # matplotlib only when a figure is asked for
@@ -202,7 +215,7 @@ def write_comparison(reports: Sequence[RunReport], out_dir: str | Path) -> dict[
     folder.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": folder / COMPARISON_MD, "json": folder / COMPARISON_JSON}
     _write_text(paths["markdown"], comparison_markdown(reports))
-    rows = [_json_ready(report.to_dict()) for report in reports]
+    rows = [json_ready(report.to_dict()) for report in reports]
     _write_text(paths["json"], json.dumps(rows, indent=2, allow_nan=False) + "\n")
     paths["scatter"] = save_privacy_utility_scatter(reports, folder / SCATTER_PNG)
     return paths
@@ -217,6 +230,9 @@ def run_markdown(report: RunReport) -> str:
     lines += ["| measure | value | worst case from | what it says |", "|---|---|---|---|"]
     for name in ("S1", "S2", "S3", "S4"):
         lines.append(f"| {name} | {_fmt(getattr(m, name))} | {worst[name]} | {MEASURE_EXPLANATIONS[name]} |")
+    for name, value in zip(("S2", "S4"), report.classifier_measures):
+        if value is not None:
+            lines.append(f"| {name} (classifier) | {_fmt(value)} | | {CLASSIFIER_EXPLANATIONS[name]} |")
     lines.append(f"| score_pp | {_fmt(s.score_pp)} | | {MEASURE_EXPLANATIONS['score_pp']} (alpha={m.alpha:g}, beta={m.beta:g}) |")
     lines.append(f"| score_cls | {_fmt(s.score_cls)} | | {MEASURE_EXPLANATIONS['score_cls']} |")
     lines.append(f"| overall | {_fmt(s.overall)} | | {MEASURE_EXPLANATIONS['overall']} ({_combine_words(s)}) |")
@@ -240,6 +256,7 @@ def run_markdown(report: RunReport) -> str:
         "",
         *_outcome_table(report.renderings, "rendering"),
     ]
+    lines += _evaluator_lines(report.settings.get("evaluators"))
     if report.settings:
         lines += ["", "## Settings", "", "```json", json.dumps(report.settings, indent=2, sort_keys=True), "```"]
     return "\n".join(lines) + "\n"
@@ -250,22 +267,49 @@ def comparison_markdown(reports: Sequence[RunReport]) -> str:
     if any(r.synthetic_data for r in reports):
         lines += [_SYNTHETIC_BANNER.replace("These numbers", "Rows marked synthetic"), ""]
     lines += [
-        "| defence | S1 | S2 | S3 | S4 | score_pp | score_cls | overall | verification acc. | data |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| defence | S1 | S2 | S3 | S4 | S2 (classifier) | S4 (classifier) | score_pp | score_cls | overall | verification acc. | data |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in reports:
         m, s = r.measures, r.scores
-        values = [m.S1, m.S2, m.S3, m.S4, s.score_pp, s.score_cls, s.overall, r.verification_accuracy]
+        values = [m.S1, m.S2, m.S3, m.S4, *r.classifier_measures, s.score_pp, s.score_cls, s.overall, r.verification_accuracy]
         data = "synthetic" if r.synthetic_data else "real"
         lines.append(f"| {r.defense} | " + " | ".join(_fmt(v) for v in values) + f" | {data} |")
     columns = sorted({(a, s_) for r in reports for a, by in r.attacks.items() for s_ in by})
-    lines += ["", "## Attacks: SSIM / F1 top-1", "", "| defence | " + " | ".join(f"{a} (key {s_})" for a, s_ in columns) + " |"]
+    lines += [
+        "",
+        "## Attacks: SSIM / F1 top-1 / classifier top-1",
+        "",
+        "| defence | " + " | ".join(f"{a} (key {s_})" for a, s_ in columns) + " |",
+    ]
     lines.append("|---" * (len(columns) + 1) + "|")
     for r in reports:
         cells = [_ssim_top1(r.attacks.get(a, {}).get(s_)) for a, s_ in columns]
         lines.append(f"| {r.defense} | " + " | ".join(cells) + " |")
     lines += ["", *(f"- **{name}**: {text}" for name, text in MEASURE_EXPLANATIONS.items())]
     return "\n".join(lines) + "\n"
+
+
+def _evaluator_lines(check: Mapping[str, Any] | None) -> list[str]:
+    """How well each judge names untouched private originals, and what that means for S2 and S4."""
+    if not check:
+        return []
+    lines = [
+        "",
+        "## Evaluators",
+        "",
+        f"On held-out private originals ({check['num_identities']} people, chance top-1 {_fmt(check['chance_top1'])}): "
+        f"F1 (dlib) top-1 {_fmt(check['f1_top1'])}, top-5 {_fmt(check['f1_top5'])}; evaluation classifier top-1 "
+        f"{_fmt(check['classifier_top1'])}, top-5 {_fmt(check['classifier_top5'])}.",
+    ]
+    if check.get("f1_weak"):
+        lines += [
+            "",
+            f"**F1 is weak on these faces**: it names only {_fmt(check['f1_top1'])} of untouched photos of these "
+            "people, so its S2 and S4 overstate privacy. Read the classifier rows and columns beside them, which "
+            "judge the same images.",
+        ]
+    return lines
 
 
 def _outcome_table(outcomes: Mapping[str, AttackOutcome], what: str) -> list[str]:
@@ -281,7 +325,7 @@ def _outcome_table(outcomes: Mapping[str, AttackOutcome], what: str) -> list[str
 
 
 def _ssim_top1(outcome: AttackOutcome | None) -> str:
-    return "-" if outcome is None else f"{_fmt(outcome.ssim)} / {_fmt(outcome.top1)}"
+    return "-" if outcome is None else f"{_fmt(outcome.ssim)} / {_fmt(outcome.top1)} / {_fmt(outcome.classifier_top1)}"
 
 
 def _combine_words(s: Scores) -> str:
@@ -295,12 +339,12 @@ def _fmt(value: float | None) -> str:
     return "∞" if math.isinf(value) else f"{value:.3f}"
 
 
-def _json_ready(value: Any) -> Any:
+def json_ready(value: Any) -> Any:
     """Non-finite floats as null (JSON has no infinity); everything else unchanged."""
     if isinstance(value, dict):
-        return {key: _json_ready(item) for key, item in value.items()}
+        return {key: json_ready(item) for key, item in value.items()}
     if isinstance(value, list):
-        return [_json_ready(item) for item in value]
+        return [json_ready(item) for item in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value

@@ -77,7 +77,7 @@ def check_images(images: torch.Tensor, name: str = "images") -> None:
     if images.shape[1] not in (1, 3):
         raise InputError(f"{name} has {images.shape[1]} channels; expected 1 (grayscale) or 3 (RGB) in dimension 1")
     _check_block_grid(images.shape[2], images.shape[3], name)
-    low, high = (float(v) for v in torch.aminmax(sample_rows(images)[0]))  # layout-free: fast on channels_last
+    low, high = (float(v) for v in torch.aminmax(sample_rows(images.detach())[0]))  # layout-free: fast on channels_last
     if not (math.isfinite(low) and math.isfinite(high)):
         raise InputError(f"{name} contains NaN or infinite values; check the decoding of the source images")
     if low < 0.0 or high > 1.0:

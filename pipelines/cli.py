@@ -20,6 +20,8 @@ VERB_MODULES = (
     "pipelines.commands.keygen",
     "pipelines.commands.mask",
     "pipelines.commands.train",
+    "pipelines.commands.attack",
+    "pipelines.commands.evaluate",
 )
 
 

@@ -21,6 +21,7 @@ from evaluation.report import (
     build_run_report,
     public_settings,
     read_run_report,
+    run_markdown,
     write_comparison,
     write_run_report,
 )
@@ -135,3 +136,26 @@ def test_settings_refuse_binary_values_and_key_named_entries() -> None:
     assert public_settings({"k": [2, 3], "name": "hybrid", "ratio": 0.5, "flag": None}) == {
         "k": [2, 3], "name": "hybrid", "ratio": 0.5, "flag": None,
     }  # fmt: skip
+
+
+def test_classifier_measures_sit_beside_f1_and_a_weak_f1_is_named(tmp_path: Path) -> None:
+    judged = AttackOutcome(ssim=0.5, psnr=15.0, top1=0.1, top5=0.3, knn_dist=0.5, classifier_top1=0.7, classifier_top5=0.9)
+    check = {"f1_top1": 0.6, "f1_top5": 0.8, "classifier_top1": 0.95, "classifier_top5": 1.0, "chance_top1": 0.05, "num_identities": 20}
+    report = build_run_report(
+        defense="ppfr_fd",
+        renderings={"server view": judged},
+        attacks={"recovery": {"unknown": judged}},
+        verification_accuracy=0.8,
+        baseline_verification_accuracy=0.9,
+        synthetic_data=True,
+        settings={"evaluators": {**check, "f1_weak": True}},
+    )
+    data = json.loads(write_run_report(report, tmp_path)["json"].read_text(encoding="utf-8"))
+    assert data["S4"] == pytest.approx(0.9) and data["S4_classifier"] == pytest.approx(0.3)
+    assert data["S2_classifier"] == pytest.approx(0.3)
+    markdown = run_markdown(report)
+    assert "| S4 (classifier) | 0.300 |" in markdown and "F1 is weak on these faces" in markdown
+    strong = build_run_report("ppfr_fd", {"server view": judged}, {"recovery": {"unknown": judged}}, 0.8, 0.9, True,
+                              settings={"evaluators": {**check, "f1_top1": 1.0, "f1_weak": False}})  # fmt: skip
+    assert "## Evaluators" in run_markdown(strong) and "F1 is weak" not in run_markdown(strong)
+    assert sample_report().to_dict()["S4_classifier"] is None  # no classifier judged: nothing to show

@@ -1,0 +1,81 @@
+"""Black-box model inversion: an inversion network from the FR model's outputs (embeddings) back to faces.
+
+The attacker only queries the model: inputs in, L2-normalised embeddings out, no gradients or weights. It
+simulates the server view of its public faces (masked with the client's key when leaked, its own otherwise;
+mixed like the defence), queries the model with them, and trains a decoder from each embedding to the dominant
+original. The decoder is then applied to the embeddings of the private targets' server-held data.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from evaluation.attacks.base import AttackContext, AttackResult
+from evaluation.attacks.knowledge import attacker_masker, augment, defence_of, device_of, server_inputs_to_model_input
+from evaluation.attacks.networks import VectorDecoder, resize
+from evaluation.attacks.training import optimise, seeded
+from evaluation.budgets import BlackboxBudget
+from evaluation.server_view import simulate_server_view
+from masking.errors import InputError
+
+
+class EmbeddingQuery:
+    """Query access to an FR model: the normalised embeddings of model inputs, computed without gradients."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+        self._backbone = model.backbone.to(device).eval()
+        self._device = device
+
+    @torch.no_grad()
+    def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self._backbone(inputs.to(self._device)).float(), dim=1)
+
+
+class BlackboxInversion:
+    name = "blackbox"
+
+    def __init__(self, budget: BlackboxBudget | None = None, work_size: int = 32) -> None:
+        self.budget = budget or BlackboxBudget()
+        self.work_size = work_size
+        self.decoder: VectorDecoder | None = None
+        self.query: EmbeddingQuery | None = None
+
+    def fit(self, ctx: AttackContext) -> None:
+        if ctx.model is None:
+            raise InputError("black-box inversion needs query access to the trained FR model (ctx.model)")
+        defence, device = defence_of(ctx), device_of(ctx)
+        masker = attacker_masker(ctx)
+        mask = masker.mask if masker is not None else None
+        self.query = EmbeddingQuery(ctx.model, device)
+        generator = torch.Generator().manual_seed(ctx.budget.seed)
+        images, labels = ctx.public_images.float(), ctx.public_labels
+
+        def embeddings_and_faces() -> tuple[torch.Tensor, torch.Tensor]:
+            rows = torch.randint(len(images), (self.budget.batch_size,), generator=generator)
+            faces = augment(images[rows], generator)
+            view = simulate_server_view(faces, labels[rows], defence, mask, generator)
+            return self.query(server_inputs_to_model_input(view, defence)), resize(faces, self.work_size).to(device)
+
+        embedding_size = embeddings_and_faces()[0].shape[1]
+        self.decoder = seeded(
+            ctx.budget.seed, lambda: VectorDecoder(embedding_size, images.shape[1], self.budget.width, self.work_size)
+        ).to(device)
+
+        def loss_of_batch() -> torch.Tensor:
+            embeddings, faces = embeddings_and_faces()
+            return F.l1_loss(self.decoder(embeddings), faces)
+
+        optimise(self.decoder, loss_of_batch, self.budget.steps, self.budget.lr)
+
+    def reconstruct(self, ctx: AttackContext) -> AttackResult:
+        if self.decoder is None or self.query is None or ctx.target_masked is None:
+            raise RuntimeError("BlackboxInversion needs fit() first and the targets' server-held data (ctx.target_masked)")
+        defence = defence_of(ctx)
+        with torch.no_grad():
+            outputs = [
+                self.decoder(self.query(server_inputs_to_model_input(chunk, defence))).cpu()
+                for chunk in ctx.target_masked.split(64)
+            ]
+        images = resize(torch.cat(outputs), ctx.image_shape[-1]).clamp(0, 1)
+        return AttackResult(images, ctx.target_labels.clone(), ctx.target_indices)

@@ -1,0 +1,85 @@
+"""Recovery: reconstruct each private face from what the server holds of it, with a decoder trained on pairs the
+attacker simulates from its public faces (the PartialFace / MinusFace evaluations).
+
+The attacker masks (known key: the client's masker; unknown key: its own) and mixes its public faces as the
+defence does, and trains a U-Net from its reading of that view to the dominant original. Readings:
+- pixel defences: the (mixed) image itself;
+- known key: the kept frequencies unmixed with the key and put back in pixel space (the client view),
+  standardised per image;
+- unknown key: the key-free inner products between grid positions (`knowledge.gram_invariants`), since
+  channels masked with the attacker's own key do not match the client's.
+The U-Net works at the budget's work size; reconstructions are resized to the faces' size.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from evaluation.attacks.base import AttackContext, AttackResult
+from evaluation.attacks.knowledge import (
+    attacker_masker,
+    augment,
+    defence_of,
+    device_of,
+    gram_invariants,
+    public_stats,
+    standardised,
+)
+from evaluation.attacks.networks import UNet, resize
+from evaluation.attacks.training import optimise, seeded
+from evaluation.budgets import RecoveryBudget
+from evaluation.server_view import simulate_server_view
+from masking.obfuscation import ChannelStats
+from masking.render import render_client_view
+
+
+class RecoveryAttack:
+    name = "recovery"
+
+    def __init__(self, budget: RecoveryBudget | None = None, work_size: int = 32) -> None:
+        self.budget = budget or RecoveryBudget()
+        self.work_size = work_size
+        self.decoder: UNet | None = None
+
+    def fit(self, ctx: AttackContext) -> None:
+        defence, device = defence_of(ctx), device_of(ctx)
+        self.masker = attacker_masker(ctx)
+        self.key_setting = ctx.key_setting
+        generator = torch.Generator().manual_seed(ctx.budget.seed)
+        images, labels = ctx.public_images.float(), ctx.public_labels
+        mask = self.masker.mask if self.masker is not None else None
+        own_stats = self.masker.stats if self.masker is not None else None
+        probe = self._reading(simulate_server_view(images[:2], labels[:2], defence, mask, generator), own_stats)
+        self.decoder = seeded(
+            ctx.budget.seed, lambda: UNet(probe.shape[1], images.shape[1], self.budget.width, probe.shape[-1], self.work_size)
+        ).to(device)
+
+        def loss_of_batch() -> torch.Tensor:
+            rows = torch.randint(len(images), (self.budget.batch_size,), generator=generator)
+            faces = augment(images[rows], generator)
+            view = simulate_server_view(faces, labels[rows], defence, mask, generator)
+            wanted = resize(faces, self.work_size).to(device)
+            return F.l1_loss(self.decoder(self._reading(view, own_stats).to(device)), wanted)
+
+        optimise(self.decoder, loss_of_batch, self.budget.steps, self.budget.lr)
+
+    def reconstruct(self, ctx: AttackContext) -> AttackResult:
+        if self.decoder is None or ctx.target_masked is None:
+            raise RuntimeError("RecoveryAttack needs fit() first and targets' server-held data (ctx.target_masked)")
+        defence = defence_of(ctx)
+        stats = public_stats(defence) if defence.masked else None
+        self.decoder.eval()
+        with torch.no_grad():
+            outputs = [self.decoder(self._reading(chunk, stats).to(device_of(ctx))).cpu() for chunk in ctx.target_masked.split(64)]
+        images = resize(torch.cat(outputs), ctx.image_shape[-1]).clamp(0, 1)
+        return AttackResult(images, ctx.target_labels.clone(), ctx.target_indices)
+
+    def _reading(self, view: torch.Tensor, stats: ChannelStats | None) -> torch.Tensor:
+        """The decoder's input for server-held data: see the module docstring. `stats` de-normalises masked data
+        (the attacker's own masker's for simulated views, the public ones for the server's targets)."""
+        if stats is None:
+            return view.float() * 2.0 - 1.0
+        if self.key_setting == "known":
+            return standardised(render_client_view(view.float(), self.masker))
+        return gram_invariants(view, stats)

@@ -1,0 +1,44 @@
+"""The one optimisation loop the attacks' networks share: Adam with a cosine-decayed learning rate."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+M = TypeVar("M")
+
+
+def seeded(seed: int, build: Callable[[], M]) -> M:
+    """Networks whose initial weights depend on `seed` only, built without touching the caller's random state."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+def optimise(
+    modules: nn.Module | Iterable[nn.Module],
+    loss_of_batch: Callable[[], torch.Tensor],
+    steps: int,
+    lr: float,
+    betas: tuple[float, float] = (0.9, 0.999),
+) -> float:
+    """Train `modules` for `steps` steps on the loss of a fresh batch each step; returns the last loss."""
+    module_list = [modules] if isinstance(modules, nn.Module) else list(modules)
+    parameters = [p for module in module_list for p in module.parameters()]
+    optimizer = torch.optim.Adam(parameters, lr=lr, betas=betas)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=steps)
+    for module in module_list:
+        module.train()
+    loss = torch.zeros(())
+    for _ in range(steps):
+        loss = loss_of_batch()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+    for module in module_list:
+        module.eval()
+    return float(loss.detach())

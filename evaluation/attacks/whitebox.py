@@ -1,0 +1,77 @@
+"""White-box model inversion with a generative prior (GMI / PLG-MI style, scaled down).
+
+A DCGAN learnt on the public faces (`attacks.gan`) limits the search to face-like images. For each private
+identity y, several random latents are optimised so that the trained FR model, fed the generated face through
+the defence's input transform, scores identity y: the loss is the margin head's cross-entropy for y over the
+scaled cosines to every prototype (the head's weight rows), plus the discriminator's realism term. Random flips
+and shifts before the model at every step keep the search from adversarial pixel patterns that only this model
+reads as y. The latent the model scores highest for y (cosine to its prototype, without augmentation) is kept.
+
+Input transforms: pixel models read [-1, 1] images; masked models read the attacker's masker's output (the
+client's masker with a leaked key, the attacker's own otherwise). The masker is one linear convolution, so
+gradients pass through it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from evaluation.attacks.base import AttackContext, AttackResult
+from evaluation.attacks.gan import GanCache, GanPrior, differentiable_augment
+from evaluation.attacks.knowledge import attacker_masker, device_of, images_to_model_input
+from evaluation.attacks.networks import resize
+from evaluation.budgets import WhiteboxBudget
+from masking.errors import InputError
+from masking.masker import FrequencyMasker
+
+
+class WhiteboxInversion:
+    name = "whitebox"
+
+    def __init__(self, budget: WhiteboxBudget | None = None, work_size: int = 32, cache: GanCache | None = None) -> None:
+        self.budget = budget or WhiteboxBudget()
+        self.work_size = work_size
+        self.cache = cache or GanCache()
+        self.prior: GanPrior | None = None
+        self.masker: FrequencyMasker | None = None
+
+    def fit(self, ctx: AttackContext) -> None:
+        if ctx.model is None:
+            raise InputError("white-box inversion needs the trained FR model (ctx.model)")
+        self.prior = self.cache.prior(ctx.public_images, self.budget, self.work_size, ctx.budget.seed, device_of(ctx))
+        self.masker = attacker_masker(ctx)
+
+    def reconstruct(self, ctx: AttackContext) -> AttackResult:
+        if self.prior is None:
+            raise RuntimeError("WhiteboxInversion.reconstruct called before fit")
+        device = device_of(ctx)
+        model = ctx.model.to(device).eval()
+        model.requires_grad_(False)
+        prototypes = F.normalize(model.head.weight.detach(), dim=1)
+        identities = ctx.target_labels.to(device)
+        restarts = self.budget.restarts
+        labels = identities.repeat_interleave(restarts)
+        generator = torch.Generator().manual_seed(ctx.budget.seed)
+        latents = torch.randn(len(labels), self.prior.latent_size, generator=generator).to(device).requires_grad_(True)
+        optimizer = torch.optim.Adam([latents], lr=self.budget.inversion_lr)
+        size = ctx.image_shape[-1]
+        for _ in range(self.budget.inversion_steps):
+            generated = self.prior.generate(latents)
+            faces = differentiable_augment(resize(generated, size).clamp(0, 1), generator)
+            cosines = self._cosines(model, faces, prototypes)
+            identity_loss = F.cross_entropy(model.head.scale * cosines, labels)
+            realism_loss = -self.prior.discriminator(generated).mean()
+            loss = identity_loss + self.budget.prior_weight * realism_loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            faces = resize(self.prior.generate(latents), size).clamp(0, 1)
+            score = self._cosines(model, faces, prototypes).gather(1, labels[:, None]).view(-1, restarts)
+            best = score.argmax(dim=1) + torch.arange(len(identities), device=device) * restarts
+        return AttackResult(faces[best].cpu(), ctx.target_labels.clone(), None)
+
+    def _cosines(self, model: torch.nn.Module, faces: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+        embeddings = model.backbone(images_to_model_input(faces, self.masker))
+        return F.normalize(embeddings, dim=1) @ prototypes.T

@@ -1,0 +1,125 @@
+"""How much work the attacks and evaluators may do: one config object, two presets, `--set budget.key=value`.
+
+"small" finishes a run's three attacks in both key settings in minutes on 2 CPU cores (64 px faces, a few
+hundred images). "paper" is the scale of a real evaluation on a GPU node: ten times the training steps, every
+private image and identity attacked, wider networks; expect tens of minutes per run on one GPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import torch
+
+from masking.errors import InputError
+from trainers.config_io import apply_overrides, from_dict, to_dict
+
+
+_MAY_BE_ZERO = {"seed", "prior_weight"}
+
+
+@dataclass
+class RecoveryBudget:
+    steps: int = 400  # decoder training steps
+    batch_size: int = 16
+    width: int = 16  # channels of the U-Net's first stage (doubling per stage)
+    lr: float = 2e-3
+
+
+@dataclass
+class WhiteboxBudget:
+    gan_steps: int = 1500  # generator and discriminator updates on the public faces
+    gan_batch_size: int = 32
+    gan_width: int = 16
+    latent_size: int = 64
+    inversion_steps: int = 150  # latent optimisation steps per identity
+    restarts: int = 6  # random latent starts per identity; the one the FR model scores highest is kept
+    inversion_lr: float = 0.05
+    prior_weight: float = 0.1  # weight of the discriminator's realism term (GMI's prior loss)
+
+
+@dataclass
+class BlackboxBudget:
+    steps: int = 600  # inversion-network training steps
+    batch_size: int = 32
+    width: int = 16
+    lr: float = 2e-3
+
+
+@dataclass
+class EvaluatorBudget:
+    classifier_epochs: int = 30
+    classifier_size: int = 32  # the evaluation classifier's input side
+    f1_mode: str = "detect_or_full"
+
+
+@dataclass
+class AttackBudgets:
+    """Budgets of every attack and evaluator.
+
+    max_targets: private images attacked (recovery, black-box, the renderings); max_identities: private
+    identities attacked by white-box inversion; work_size: the side at which the attacks' networks make images
+    (a multiple of 16; None: the faces' own size), their outputs being resized to the faces' size; device: "auto"
+    picks CUDA when available; threads: torch CPU threads while attacking (None: torch's default; 1 is several
+    times faster on a machine whose cores are busy with other jobs).
+    """
+
+    max_targets: int = 48
+    max_identities: int = 24
+    seed: int = 0
+    work_size: int | None = 32
+    device: str = "auto"
+    threads: int | None = None
+    recovery: RecoveryBudget = field(default_factory=RecoveryBudget)
+    whitebox: WhiteboxBudget = field(default_factory=WhiteboxBudget)
+    blackbox: BlackboxBudget = field(default_factory=BlackboxBudget)
+    evaluator: EvaluatorBudget = field(default_factory=EvaluatorBudget)
+
+    def validate(self) -> None:
+        for section in (self, self.recovery, self.whitebox, self.blackbox, self.evaluator):
+            for item in dataclasses.fields(section):
+                value = getattr(section, item.name)
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    if value < 0 or (value == 0 and item.name not in _MAY_BE_ZERO):
+                        raise InputError(f"budget {item.name} = {value}: must be positive")
+        if self.evaluator.f1_mode not in ("full", "detect_or_full"):
+            raise InputError(f"budget evaluator.f1_mode = {self.evaluator.f1_mode!r}: choose 'full' or 'detect_or_full'")
+        if self.evaluator.classifier_size < 16:
+            raise InputError("budget evaluator.classifier_size must be 16 or more")
+        if self.work_size is not None and (self.work_size < 16 or self.work_size % 16):
+            raise InputError(f"budget work_size = {self.work_size}: use a multiple of 16 (e.g. 32 or 64), or null for the faces' size")
+        if self.device != "auto" and not self.device.startswith(("cpu", "cuda", "mps")):
+            raise InputError(f"budget device = {self.device!r}: use auto, cpu or cuda[:N]")
+
+    def size_for(self, image_size: int) -> int:
+        """The side the attacks' networks work at for faces of `image_size` px (never larger than the faces)."""
+        return image_size if self.work_size is None else min(self.work_size, image_size)
+
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+
+PRESETS: dict[str, AttackBudgets] = {
+    "small": AttackBudgets(),
+    "paper": AttackBudgets(
+        max_targets=100_000,  # every private image
+        max_identities=100_000,  # every private identity
+        work_size=None,  # the faces' own size
+        recovery=RecoveryBudget(steps=5000, batch_size=64, width=48),
+        whitebox=WhiteboxBudget(gan_steps=20000, gan_batch_size=64, gan_width=64, inversion_steps=1000, restarts=16),
+        blackbox=BlackboxBudget(steps=8000, batch_size=64, width=64),
+        evaluator=EvaluatorBudget(classifier_epochs=60, classifier_size=64),
+    ),
+}
+
+
+def load_budgets(preset: str = "small", overrides: list[str] | None = None) -> AttackBudgets:
+    """A preset with `key=value` overrides (e.g. "recovery.steps=2000", "device=cuda"), validated."""
+    if preset not in PRESETS:
+        raise InputError(f"unknown budget {preset!r}; choose one of {sorted(PRESETS)}")
+    budgets = from_dict(AttackBudgets, apply_overrides(to_dict(PRESETS[preset]), list(overrides or [])), prefix="budget.")
+    budgets.validate()
+    return budgets

@@ -1,0 +1,202 @@
+"""Scoring attacked runs: S1/S2 from the server-view renderings, S3/S4 from the attack records, score_pp,
+score_cls against the unprotected baseline, overall; report.json, report.md and grid.png per run, and the
+comparison (table and privacy-utility scatter) across runs (what `hybridmask evaluate` and `hybridmask run` do).
+
+The targets are rebuilt from the attack records' budget (seed, max_targets), so renderings, reconstructions and
+the grid's originals line up row by row. Attack outcomes are taken from the records when they were judged by
+the same evaluators (same fingerprint); otherwise the saved reconstructions are judged again.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from evaluation.budgets import AttackBudgets
+from evaluation.evaluators import Judges
+from evaluation.figures import GridImages
+from evaluation.measures import AttackOutcome
+from evaluation.report import RunReport, build_run_report, write_comparison, write_run_report
+from evaluation.run_attacks import (
+    ATTACKS_DIR,
+    CACHE_DIR,
+    AttackCaches,
+    Progress,
+    read_attack_records,
+    read_reconstructions,
+    torch_threads,
+)
+from evaluation.run_data import check_run_dir, load_run, prepared_folder_of, read_summary
+from evaluation.server_view import DefenceSettings, ServerTargets, build_server_targets, server_renderings
+from masking.errors import InputError
+from trainers.checkpoints import MODEL_FILE
+from trainers.config_io import from_dict
+
+GRID_ROWS = 6
+
+
+def evaluate_runs(
+    run_dirs: Sequence[str | Path],
+    baseline: str | Path | None = None,
+    out_dir: str | Path | None = None,
+    caches: AttackCaches | None = None,
+    progress: Progress | None = None,
+) -> list[RunReport]:
+    """Evaluate every run against one unprotected baseline; write each run's report and, for several runs, the
+    comparison in out_dir (default: the runs' common parent). All inputs are checked before any work."""
+    folders = [check_attacked(run_dir) for run_dir in run_dirs]
+    if not folders:
+        raise InputError("no run folders given; pass at least one RUN_DIR")
+    baseline_dir = find_baseline(folders, baseline)
+    baseline_accuracy = float(read_summary(baseline_dir)["verification_accuracy"])
+    for folder in folders:
+        check_same_data(folder, baseline_dir)
+    say = progress or (lambda message: None)
+    reports = []
+    for folder in folders:
+        reports.append(evaluate_run(folder, baseline_accuracy, caches or AttackCaches(folder / ATTACKS_DIR / CACHE_DIR), say))
+        say(f"{folder.name}: report written ({folder / 'report.md'})")
+    if len(reports) > 1:
+        target = Path(out_dir) if out_dir is not None else Path(os.path.commonpath([str(f.resolve()) for f in folders]))
+        paths = write_comparison(reports, target)
+        say(f"comparison written: {paths['markdown']}, {paths['scatter']}")
+    return reports
+
+
+def check_attacked(run_dir: str | Path) -> Path:
+    folder = check_run_dir(run_dir)
+    if not read_attack_records(folder):
+        raise InputError(f"{folder} has no attack outputs in {folder / ATTACKS_DIR}; run `hybridmask attack {folder}` first")
+    return folder
+
+
+def find_baseline(folders: Sequence[Path], baseline: str | Path | None) -> Path:
+    """The unprotected run score_cls divides by: --baseline, or the one `none` run among the runs."""
+    if baseline is not None:
+        candidate = check_run_dir(baseline)
+        if read_summary(candidate)["defense"] != "none":
+            raise InputError(f"--baseline {candidate} is a {read_summary(candidate)['defense']!r} run; give the unprotected (`none`) run")
+        return candidate
+    unprotected = [folder for folder in folders if read_summary(folder)["defense"] == "none"]
+    if len(unprotected) != 1:
+        found = "none" if not unprotected else f"{len(unprotected)}"
+        raise InputError(
+            f"score_cls needs one unprotected baseline; {found} `none` runs among the runs given: "
+            "include the `none` run trained on the same data, or pass --baseline RUN_DIR"
+        )
+    return unprotected[0]
+
+
+def check_same_data(folder: Path, baseline_dir: Path) -> None:
+    """score_cls compares accuracies on the same verification pairs, so both runs must come from one prepared set."""
+    if _prepared_of(folder) != _prepared_of(baseline_dir):
+        raise InputError(
+            f"{folder} and the baseline {baseline_dir} were trained on different prepared data; "
+            "compare runs on the same faces (pass --baseline with the `none` run of this data)"
+        )
+
+
+def _prepared_of(folder: Path) -> Path:
+    saved = torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True)
+    return prepared_folder_of(Path(saved["dataset"]["data_dir"])).resolve()
+
+
+def evaluate_run(run_dir: Path, baseline_accuracy: float, caches: AttackCaches, say: Progress) -> RunReport:
+    records = read_attack_records(run_dir)
+    budgets = budgets_of(records, run_dir)
+    with torch_threads(budgets.threads):
+        run = load_run(run_dir)
+        defence = DefenceSettings.from_run(run)
+        say(f"{run_dir.name}: evaluators and renderings of the server view")
+        judges = caches.judges.judges(run.private, budgets.evaluator, budgets.seed)
+        targets = build_server_targets(run, defence, budgets.max_targets, budgets.seed)
+        renderings = server_renderings(targets, defence)
+        rendering_outcomes = {
+            name: judges.evaluator.outcome(images, targets.labels, targets.original_indices) for name, images in renderings.items()
+        }
+        attacks: dict[str, dict[str, AttackOutcome]] = {}
+        for record in records:
+            attacks.setdefault(record["attack"], {})[record["key_setting"]] = record_outcome(run_dir, record, judges)
+    report = build_run_report(
+        defense=run.defense,
+        renderings=rendering_outcomes,
+        attacks=attacks,
+        verification_accuracy=float(run.summary["verification_accuracy"]),
+        baseline_verification_accuracy=baseline_accuracy,
+        synthetic_data=run.synthetic_data,
+        settings=report_settings(run_dir, defence, judges, budgets, records, run.summary),
+    )
+    write_run_report(report, run_dir, grid_images(run_dir, run.private.images, targets, renderings, records))
+    return report
+
+
+def budgets_of(records: Sequence[dict[str, Any]], run_dir: Path) -> AttackBudgets:
+    budgets = {repr(sorted(record["budget"].items())) for record in records}
+    if len(budgets) != 1:
+        raise InputError(f"the attack outputs in {run_dir / ATTACKS_DIR} were made with different budgets; re-run `hybridmask attack` for all")
+    return from_dict(AttackBudgets, records[0]["budget"])
+
+
+def record_outcome(run_dir: Path, record: dict[str, Any], judges: Judges) -> AttackOutcome:
+    if record["judges"] == judges.fingerprint:
+        values = dict(record["outcome"])
+        values["psnr"] = float("inf") if values.get("psnr") is None else values["psnr"]
+        return AttackOutcome.from_dict(values)
+    saved = read_reconstructions(run_dir, record)
+    indices = saved["original_indices"]
+    return judges.evaluator.outcome(saved["reconstructions"].transpose(0, 2, 3, 1), saved["labels"], None if (indices < 0).all() else indices)
+
+
+def report_settings(
+    run_dir: Path,
+    defence: DefenceSettings,
+    judges: Judges,
+    budgets: AttackBudgets,
+    records: Sequence[dict[str, Any]],
+    summary: dict[str, Any],
+) -> dict[str, Any]:
+    return {
+        "run_dir": str(run_dir),
+        "defence": defence.summary(),
+        "evaluators": {**judges.check.to_dict(), "f1_weak": judges.check.f1_is_weak},
+        "attack_budget": {name: getattr(budgets, name) for name in ("max_targets", "max_identities", "seed", "work_size")},
+        "attack_seconds": {f"{r['attack']}/{r['key_setting']}": round(r["seconds"], 1) for r in records},
+        "attack_knowledge": {f"{r['attack']}/{r['key_setting']}": r["knowledge"]["masker"] for r in records},
+        "training": {name: summary.get(name) for name in ("epochs", "backbone", "identities", "train_images", "tar_at_far_1e-3", "mean_k")},
+    }
+
+
+def grid_images(
+    run_dir: Path, originals: torch.Tensor, targets: ServerTargets, renderings: dict[str, torch.Tensor], records: Sequence[dict[str, Any]]
+) -> GridImages:
+    """One row per identity (the first target of each of the first GRID_ROWS identities): original | server
+    view | each attack's reconstruction of that target (or of that person, for identity-level attacks). Only
+    people every attack reconstructed are shown."""
+    saved_sets = [read_reconstructions(run_dir, record) for record in records]
+    shown = set(targets.labels.tolist())
+    for record, saved in zip(records, saved_sets):
+        if record["targets"]["kind"] == "identities":
+            shown &= set(saved["labels"].tolist())
+    first_rows = [int(np.flatnonzero(targets.labels.numpy() == label)[0]) for label in dict.fromkeys(targets.labels.tolist())]
+    rows = [row for row in first_rows if int(targets.labels[row]) in shown][:GRID_ROWS]
+    if not rows:
+        raise InputError(f"no person was attacked by every attack in {run_dir / ATTACKS_DIR}; re-run `hybridmask attack`")
+    labels = targets.labels[rows]
+    columns = {}
+    for record, saved in zip(records, saved_sets):
+        if record["targets"]["kind"] == "images":
+            picked = saved["reconstructions"][rows]
+        else:
+            picked = np.stack([saved["reconstructions"][np.flatnonzero(saved["labels"] == label)[0]] for label in labels.tolist()])
+        columns[f"{record['attack']} (key {record['key_setting']})"] = picked.transpose(0, 2, 3, 1)
+    return GridImages(
+        originals=originals[targets.original_indices[rows]],
+        server_view=next(iter(renderings.values()))[rows],
+        reconstructions=columns,
+        labels=labels.tolist(),
+    )

@@ -1,0 +1,265 @@
+"""Attacking one trained run: load it, build the server-view targets, run each attack in each key setting, judge
+the reconstructions, and write them under RUN_DIR/attacks/ (what `hybridmask attack` and `hybridmask run` do).
+
+For each attack A and key setting S:
+
+    RUN_DIR/attacks/A-S.json   attack, key_setting, defense, outcome {ssim, psnr, top1, top5, knn_dist,
+                               classifier_top1, classifier_top5}, targets (kind, seed, count), budget, judges
+                               (fingerprint of the evaluators), evaluator_check, knowledge, context, seconds
+    RUN_DIR/attacks/A-S.npz    reconstructions uint8 [M, C, H, W], labels [M], original_indices [M] (-1 for
+                               identity-level reconstructions)
+
+The key is used in memory for the known setting and written nowhere: records are checked by
+`report.public_settings`, which refuses key-like entries and binary values. Pixel defences have no key, so the
+two settings coincide there and only "unknown" is run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from evaluation.attacks.base import KEY_SETTINGS, AttackBudget, AttackContext, AttackResult, KeySetting
+from evaluation.attacks.gan import GanCache
+from evaluation.attacks.knowledge import describe_knowledge
+from evaluation.attacks.registry import ATTACK_NAMES, IDENTITY_ATTACKS, build_attack, steps_and_batch
+from evaluation.budgets import AttackBudgets, load_budgets
+from evaluation.evaluators import Judges, JudgesCache
+from evaluation.images import to_uint8
+from evaluation.measures import AttackOutcome
+from evaluation.report import json_ready, public_settings
+from evaluation.run_data import RunData, check_run_dir, load_run, read_summary
+from evaluation.server_view import MASKED_DEFENSES, DefenceSettings, ServerTargets, build_server_targets
+from masking.errors import InputError
+from masking.keys import key_fingerprint, validate_key
+from trainers.checkpoints import MODEL_FILE
+from trainers.config_io import to_dict
+
+ATTACKS_DIR = "attacks"
+CACHE_DIR = "cache"
+KNOWN_KEY_MISSING = (
+    "the known-key setting simulates a leaked key; pass --key KEYFILE, or use --key-setting unknown"
+)
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class AttackCaches:
+    """Trained GAN priors and evaluators, shared by every run attacked or evaluated in one process (and, given a
+    folder, across processes)."""
+
+    folder: Path | None = None
+    gans: GanCache = field(init=False)
+    judges: JudgesCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.gans = GanCache(self.folder)
+        self.judges = JudgesCache(self.folder)
+
+
+@dataclass(frozen=True)
+class AttackPlan:
+    """A checked request: which attacks, in which key settings, on which run (and the key, for 'known')."""
+
+    run_dir: Path
+    defense: str
+    attacks: tuple[str, ...]
+    settings: tuple[KeySetting, ...]
+    key: bytes | None = field(default=None, repr=False)
+
+
+def parse_attack_names(names: str | Iterable[str]) -> tuple[str, ...]:
+    wanted = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
+    unknown = [n for n in wanted if n not in ATTACK_NAMES]
+    if unknown or not wanted:
+        raise InputError(f"unknown attack {unknown[0] if unknown else '(none given)'!r}; choose from {','.join(ATTACK_NAMES)}")
+    return tuple(dict.fromkeys(wanted))
+
+
+def parse_key_settings(value: str) -> tuple[KeySetting, ...]:
+    if value == "both":
+        return KEY_SETTINGS
+    if value not in KEY_SETTINGS:
+        raise InputError(f"--key-setting {value!r}: choose known, unknown or both")
+    return (value,)  # type: ignore[return-value]
+
+
+def plan_attacks(
+    run_dir: str | Path, attacks: str | Iterable[str] = ATTACK_NAMES, key_setting: str = "both", key: bytes | None = None
+) -> AttackPlan:
+    """Check everything a request needs before any work: the run, the attack names, the settings and the key."""
+    folder = check_run_dir(run_dir)
+    names = parse_attack_names(attacks)
+    settings = parse_key_settings(key_setting)
+    defense = str(read_summary(folder)["defense"])
+    if defense not in MASKED_DEFENSES:
+        return AttackPlan(folder, defense, names, ("unknown",), None)
+    if "known" in settings:
+        if key is None:
+            raise InputError(KNOWN_KEY_MISSING)
+        expected = torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True).get("public_masking", {}).get("key_fingerprint")
+        if key_fingerprint(validate_key(key)) != expected:
+            raise InputError(
+                f"the key's fingerprint {key_fingerprint(key)} is not the run's ({expected}); pass the key file its data were masked with"
+            )
+    return AttackPlan(folder, defense, names, settings, key if "known" in settings else None)
+
+
+def identity_targets(image_targets: ServerTargets, all_labels: torch.Tensor, count: int) -> torch.Tensor:
+    """Identities for identity-level attacks: those of the image targets first (so figures show both), then others."""
+    ordered = list(dict.fromkeys(image_targets.labels.tolist())) + sorted(set(all_labels.tolist()) - set(image_targets.labels.tolist()))
+    return torch.tensor(ordered[:count], dtype=torch.long)
+
+
+def attack_run(
+    run_dir: str | Path,
+    attacks: str | Iterable[str] = ATTACK_NAMES,
+    key_setting: str = "both",
+    key: bytes | None = None,
+    budgets: AttackBudgets | None = None,
+    caches: AttackCaches | None = None,
+    progress: Progress | None = None,
+) -> dict[str, dict[str, AttackOutcome]]:
+    """Run the attacks on one run and write their records (module docstring); returns {attack: {setting: outcome}}."""
+    plan = plan_attacks(run_dir, attacks, key_setting, key)
+    budgets = budgets or load_budgets()
+    caches = caches or AttackCaches(plan.run_dir / ATTACKS_DIR / CACHE_DIR)
+    say = progress or (lambda message: None)
+    with torch_threads(budgets.threads):
+        device = budgets.torch_device()
+        run = load_run(plan.run_dir, device=device)
+        defence = DefenceSettings.from_run(run)
+        say(f"{plan.run_dir.name}: building the evaluators (F1 gallery of {len(run.private.labels)} originals, classifier)")
+        judges = caches.judges.judges(run.private, budgets.evaluator, budgets.seed)
+        image_targets = build_server_targets(run, defence, budgets.max_targets, budgets.seed)
+        identities = identity_targets(image_targets, run.private.labels, budgets.max_identities)
+        outcomes: dict[str, dict[str, AttackOutcome]] = {}
+        jobs = [(name, setting) for name in plan.attacks for setting in plan.settings]
+        for number, (name, setting) in enumerate(jobs, start=1):
+            say(f"{plan.run_dir.name}: [{number}/{len(jobs)}] {name} (key {setting}) ...")
+            started = time.perf_counter()
+            ctx = attack_context(run, defence, name, setting, plan.key, budgets, device, image_targets, identities)
+            attack = build_attack(name, budgets, run.image_shape[-1], caches.gans)
+            attack.fit(ctx)
+            result = attack.reconstruct(ctx)
+            outcome = judges.evaluator.attack_outcome(result)
+            seconds = time.perf_counter() - started
+            write_attack_record(plan.run_dir, name, setting, result, outcome, ctx, judges, budgets, seconds)
+            outcomes.setdefault(name, {})[setting] = outcome
+            say(
+                f"{plan.run_dir.name}: [{number}/{len(jobs)}] {name} (key {setting}) done in {seconds:.0f} s: SSIM {outcome.ssim:.3f}, "
+                f"F1 top-1 {outcome.top1:.3f}, classifier top-1 {outcome.classifier_top1:.3f}"
+            )
+    return outcomes
+
+
+def attack_context(
+    run: RunData,
+    defence: DefenceSettings,
+    attack: str,
+    setting: KeySetting,
+    key: bytes | None,
+    budgets: AttackBudgets,
+    device: torch.device,
+    image_targets: ServerTargets,
+    identities: torch.Tensor,
+) -> AttackContext:
+    """What the attacker gets: public faces, the model, the server-held targets (identities, for identity-level
+    attacks), the defence's public settings, and the key only in the known setting."""
+    per_image = attack not in IDENTITY_ATTACKS
+    steps, batch_size = steps_and_batch(attack, budgets)
+    return AttackContext(
+        public_images=run.public.images,
+        public_labels=run.public.labels,
+        target_labels=image_targets.labels if per_image else identities,
+        image_shape=run.image_shape,
+        key_setting=setting,
+        target_indices=image_targets.original_indices if per_image else None,
+        target_masked=image_targets.inputs if per_image else None,
+        model=run.model,
+        key=key if setting == "known" else None,
+        masking_settings=defence.summary(),
+        budget=AttackBudget(steps=steps, max_targets=len(image_targets.labels) if per_image else len(identities), batch_size=batch_size, seed=budgets.seed),
+        extras={"defence": defence, "device": str(device)},
+    )
+
+
+def record_paths(run_dir: Path, attack: str, setting: str) -> tuple[Path, Path]:
+    stem = run_dir / ATTACKS_DIR / f"{attack}-{setting}"
+    return stem.with_suffix(".json"), stem.with_suffix(".npz")
+
+
+def write_attack_record(
+    run_dir: Path,
+    attack: str,
+    setting: str,
+    result: AttackResult,
+    outcome: AttackOutcome,
+    ctx: AttackContext,
+    judges: Judges,
+    budgets: AttackBudgets,
+    seconds: float,
+) -> None:
+    json_path, npz_path = record_paths(run_dir, attack, setting)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    indices = result.target_indices if result.target_indices is not None else torch.full_like(result.target_labels, -1)
+    temporary = npz_path.with_name(npz_path.stem + ".tmp.npz")
+    np.savez_compressed(
+        temporary,
+        reconstructions=to_uint8(result.reconstructions.numpy()),
+        labels=result.target_labels.numpy(),
+        original_indices=indices.numpy(),
+    )
+    temporary.replace(npz_path)
+    record = public_settings(
+        {
+            "attack": attack,
+            "key_setting": setting,
+            "defense": ctx.masking_settings["defense"],
+            "outcome": outcome.to_dict(),
+            "targets": {"kind": "images" if result.target_indices is not None else "identities", "count": len(result.target_labels)},
+            "budget": to_dict(budgets),
+            "judges": judges.fingerprint,
+            "evaluator_check": judges.check.to_dict(),
+            "knowledge": describe_knowledge(ctx),
+            "context": ctx.public_summary(),
+            "seconds": seconds,
+            "reconstructions": npz_path.name,
+        },
+        path="attack record",
+    )
+    json_path.write_text(json.dumps(json_ready(record), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def read_attack_records(run_dir: Path) -> list[dict[str, Any]]:
+    """The attack records of a run, in ATTACK_NAMES order, known before unknown."""
+    folder = run_dir / ATTACKS_DIR
+    records = [json.loads(path.read_text(encoding="utf-8")) for path in folder.glob("*-*.json")] if folder.is_dir() else []
+    order = {name: index for index, name in enumerate(ATTACK_NAMES)}
+    return sorted(records, key=lambda r: (order.get(r["attack"], len(order)), r["attack"], KEY_SETTINGS.index(r["key_setting"])))
+
+
+def read_reconstructions(run_dir: Path, record: dict[str, Any]) -> dict[str, np.ndarray]:
+    with np.load(run_dir / ATTACKS_DIR / record["reconstructions"]) as saved:
+        return {name: saved[name] for name in saved.files}
+
+
+@contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Torch's CPU thread count set for a block (None: left as it is), restored after."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -1,0 +1,164 @@
+"""A trained run and the data around it, as the privacy evaluation needs them, read from RUN_DIR alone.
+
+RUN_DIR (written by `trainers.run.train`) names the folder its model trained on; for masked runs that folder's
+manifest names the prepared folder it was masked from (`source_data_dir`). From those the evaluation reads the
+private originals (the ground truth, never shown to an attacker), the masked rows the server holds, and the
+public split (the attacker's own faces). Nothing here needs or reads the key.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from masking.errors import InputError
+from trainers.checkpoints import MODEL_FILE, load_model
+from trainers.model import FaceModel
+from trainers.run import SUMMARY_FILE
+from trainers.schema import MANIFEST_NAME, decode_features, decode_pixels, read_split, split_dir
+
+
+@dataclass(frozen=True)
+class LabelledImages:
+    """Images [N, C, H, W] float32 in [0, 1] with their labels [N] and image ids [N], in shard order."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    image_ids: torch.Tensor
+
+
+@dataclass(frozen=True)
+class RunData:
+    """One trained run: its model, public settings and summary, and the data sets it is judged on.
+
+    private: the private originals (ground truth); masked: the masked private rows the server holds, aligned
+    with `private` row by row (None for pixel defences); public: the attacker's faces of other identities.
+    """
+
+    run_dir: Path
+    model: FaceModel
+    summary: dict[str, Any]
+    train_config: dict[str, Any]
+    representation: str  # "images" or "masked"
+    public_masking: dict[str, Any]
+    prepared_dir: Path
+    private: LabelledImages
+    masked: torch.Tensor | None
+    public: LabelledImages
+
+    @property
+    def defense(self) -> str:
+        return str(self.summary["defense"])
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(self.private.images.shape[1:])  # type: ignore[return-value]
+
+    @property
+    def num_identities(self) -> int:
+        return int(self.private.labels.unique().numel())
+
+    @property
+    def synthetic_data(self) -> bool:
+        return bool(self.summary.get("synthetic_data", False))
+
+    @property
+    def is_masked(self) -> bool:
+        return self.representation == "masked"
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    """The run folder, checked for the files the evaluation reads (InputError naming what is missing)."""
+    folder = Path(run_dir)
+    if not folder.is_dir():
+        raise InputError(f"run folder {folder} does not exist; pass a folder written by `hybridmask train`")
+    for name in (MODEL_FILE, SUMMARY_FILE):
+        if not (folder / name).is_file():
+            raise InputError(f"{folder} has no {name}: it is not a finished training run (train it first)")
+    return folder
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    return json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+
+
+def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> RunData:
+    folder = check_run_dir(run_dir)
+    summary = read_summary(folder)
+    model, saved = load_model(folder / MODEL_FILE, device=device)
+    dataset = saved["dataset"]
+    data_dir = _existing_folder(Path(dataset["data_dir"]), f"the data folder {folder} trained on")
+    prepared_dir = prepared_folder_of(data_dir)
+    private = read_images(prepared_dir, "private")
+    masked = None
+    if dataset["representation"] == "masked":
+        masked = read_masked_aligned(data_dir, private.image_ids)
+    return RunData(
+        run_dir=folder,
+        model=model,
+        summary=summary,
+        train_config=saved["config"],
+        representation=dataset["representation"],
+        public_masking=dict(saved.get("public_masking") or {}),
+        prepared_dir=prepared_dir,
+        private=private,
+        masked=masked,
+        public=read_images(prepared_dir, "public"),
+    )
+
+
+def prepared_folder_of(data_dir: Path) -> Path:
+    """The prepared folder holding the original faces: data_dir itself, or the source of a masked folder."""
+    manifest_path = data_dir / MANIFEST_NAME
+    if not manifest_path.is_file():
+        raise InputError(f"{data_dir} has no {MANIFEST_NAME}; the run's data folder was moved or deleted")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    if manifest.get("kind") != "masked":
+        return data_dir
+    source = manifest.get("source_data_dir")
+    if not source:
+        raise InputError(f"{manifest_path} names no source_data_dir; re-mask the prepared folder with `hybridmask mask`")
+    return _existing_folder(Path(source), f"the prepared folder {data_dir} was masked from")
+
+
+def read_images(data_dir: Path, split: str) -> LabelledImages:
+    """One split of a prepared folder as float images in [0, 1]."""
+    if not any(split_dir(data_dir, split).glob("part-*.parquet")):
+        raise InputError(f"{data_dir} has no {split!r} split; the evaluation needs the prepared folder's {split} faces")
+    table = read_split(data_dir, split, ["image_id", "pixels", "height", "width", "channels", "label"]).to_pydict()
+    shapes = set(zip(table["height"], table["width"], table["channels"]))
+    if len(shapes) != 1:
+        raise InputError(f"{data_dir}/{split} mixes image sizes {sorted(shapes)}; prepare all faces at one size")
+    shape = shapes.pop()
+    pixels = np.stack([decode_pixels(row, *shape) for row in table["pixels"]])
+    return LabelledImages(
+        images=torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div(255.0).contiguous(),
+        labels=torch.tensor(table["label"], dtype=torch.long),
+        image_ids=torch.tensor(table["image_id"], dtype=torch.long),
+    )
+
+
+def read_masked_aligned(data_dir: Path, image_ids: torch.Tensor) -> torch.Tensor:
+    """The masked private rows [N, K, h, w] float32, in the order of `image_ids` (the originals' order)."""
+    table = read_split(data_dir, "private", ["image_id", "features", "num_channels", "grid_height", "grid_width"]).to_pydict()
+    row_of = {image_id: row for row, image_id in enumerate(table["image_id"])}
+    missing = [int(i) for i in image_ids.tolist() if int(i) not in row_of]
+    if missing:
+        raise InputError(f"{data_dir} lacks the masked rows of private images {missing[:5]}; it was masked from other data")
+    order = [row_of[int(i)] for i in image_ids.tolist()]
+    features = [
+        decode_features(table["features"][row], table["num_channels"][row], table["grid_height"][row], table["grid_width"][row])
+        for row in order
+    ]
+    return torch.from_numpy(np.stack(features).astype(np.float32))
+
+
+def _existing_folder(path: Path, what: str) -> Path:
+    if not path.is_dir():
+        raise InputError(f"{what} ({path}) does not exist; it must stay where it was when the run trained")
+    return path
