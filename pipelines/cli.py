@@ -22,6 +22,7 @@ VERB_MODULES = (
     "pipelines.commands.train",
     "pipelines.commands.attack",
     "pipelines.commands.evaluate",
+    "pipelines.commands.run",
 )
 
 

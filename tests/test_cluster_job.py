@@ -102,4 +102,4 @@ def test_submitted_train_job_spans_both_nodes_and_writes_its_run(
     epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [epoch["epoch"] for epoch in epochs] == [1]
     assert (run_dir / "model.pt").is_file()
-    assert list((storage / ray_run_name(run_dir.resolve())).glob("checkpoint_*")), "no checkpoint in the --storage folder"
+    assert list((storage / ray_run_name(run_dir.resolve(), shared_storage=True)).glob("checkpoint_*")), "no checkpoint in the --storage folder"

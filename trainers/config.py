@@ -48,6 +48,7 @@ class ScaleConfig:
     cpus_per_worker: float | None = None  # None: share the CPUs left after Ray Data's reserve
     data_cpus: float = 1.0  # CPUs kept free for Ray Data: its file-listing task needs one whole CPU
     max_failures: int = 1
+    materialize_below_mb: float = 512.0  # a private split smaller than this on disk is read once, not every epoch
 
 
 @dataclass

@@ -154,7 +154,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         start_epoch, history = state["epoch"], list(state["history"])
         if rank == 0:
             print(f"resuming from the checkpoint of epoch {start_epoch}", flush=True)
-    model = ray.train.torch.prepare_model(model)
+    # Parameters in the inputs' channels_last layout, so DDP's gradient buckets match without copies.
+    model = ray.train.torch.prepare_model(model.to(memory_format=torch.channels_last))
     inner: FaceModel = model.module if hasattr(model, "module") else model
 
     mixing_generator = torch.Generator().manual_seed(config.seed * 7919 + rank)

@@ -28,13 +28,17 @@ from trainers.dataset_info import DatasetInfo, inspect_dataset
 from trainers.k_source import FixedK, KSource
 from trainers.schema import split_dir
 
+MIN_CPUS_PER_WORKER = 0.5  # below this, workers only take turns on the same cores
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 
 
-def ray_run_name(run_dir: Path) -> str:
-    """Ray Train's run name: unique per run folder, so runs sharing one --storage never resume each other."""
+def ray_run_name(run_dir: Path, shared_storage: bool) -> str:
+    """Ray Train's run name. In a shared --storage it is unique per run folder, so runs never resume each other;
+    in the run folder's own storage it is fixed, so a run folder can be moved and still resume."""
+    if not shared_storage:
+        return "train"
     return f"{run_dir.name}-{hashlib.sha256(str(run_dir).encode()).hexdigest()[:10]}"
 
 
@@ -81,11 +85,11 @@ def resolve_resources(config: TrainConfig, cluster: dict[str, float]) -> WorkerR
             f"--workers {scale.workers} with GPUs needs {scale.workers} GPUs; the cluster has {cluster.get('GPU', 0.0):g}"
         )
     cpus = scale.cpus_per_worker if scale.cpus_per_worker is not None else min(1.0, (total_cpus - scale.data_cpus) / scale.workers)
-    needed = cpus * scale.workers + scale.data_cpus
-    if cpus <= 0 or needed > total_cpus + 1e-9:
+    cpus_needed = max(cpus, MIN_CPUS_PER_WORKER) * scale.workers + scale.data_cpus
+    if cpus < MIN_CPUS_PER_WORKER or cpus_needed > total_cpus + 1e-9:
         raise InputError(
-            f"--workers {scale.workers} needs {max(needed, scale.workers * 0.1 + scale.data_cpus):g} CPUs "
-            f"({scale.data_cpus:g} kept for Ray Data); the cluster has {total_cpus:g}. Use fewer workers or a larger cluster"
+            f"--workers {scale.workers} needs {cpus_needed:g} CPUs (at least {MIN_CPUS_PER_WORKER:g} a worker, "
+            f"{scale.data_cpus:g} kept for Ray Data); the cluster has {total_cpus:g}. Use fewer workers or a larger cluster"
         )
     return WorkerResources(cpus_per_worker=cpus, torch_threads=max(1, math.floor(cpus)))
 
@@ -101,6 +105,10 @@ def check_same_run(run_dir: Path, config: TrainConfig) -> None:
     current["optim"].pop("epochs")
     if saved != current:
         raise InputError(f"{run_dir} holds a run with a different config ({saved_path}); choose a new --out to start another run")
+
+
+def split_bytes(info: DatasetInfo) -> int:
+    return sum(path.stat().st_size for path in split_dir(info.data_dir, "private").glob("part-*.parquet"))
 
 
 def _holdout_filter(modulo: int):
@@ -148,6 +156,9 @@ def train(
     dataset = ray.data.read_parquet(str(split_dir(info.data_dir, "private")), ray_remote_args={"num_cpus": 0.25}).map_batches(
         _holdout_filter(config.holdout_modulo), batch_format="numpy", num_cpus=0.25
     )
+    if split_bytes(info) <= config.scale.materialize_below_mb * 2**20:
+        # Small data: read once into the object store; streaming would re-run the read pipeline every epoch.
+        dataset = dataset.materialize()
     public_masking = {key: value for key, value in info.manifest.get("masking", {}).items()}
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -164,7 +175,7 @@ def train(
         ),
         run_config=ray.train.RunConfig(
             storage_path=storage_path or str(run_dir / "ray"),
-            name=ray_run_name(run_dir),
+            name=ray_run_name(run_dir, shared_storage=storage_path is not None),
             failure_config=ray.train.FailureConfig(max_failures=config.scale.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=[MetricsFileCallback(str(run_dir / METRICS_FILE))],

@@ -1,0 +1,86 @@
+"""`hybridmask run`: the whole pipeline on a face collection, ending in one comparison report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="prepare, mask, train each defence, attack, evaluate: one comparison report (re-run to continue)",
+        description="Prepares SRC, masks it with the client key, trains each defence on Ray Train, runs the attacks "
+        "on every run and writes OUT/report.md and OUT/report.json. Steps already done with the same inputs and "
+        "settings are reused, so re-running an interrupted command continues it.",
+    )
+    parser.add_argument("--data", required=True, metavar="SRC", help="a folder with one sub-folder per person, or a prepared folder")
+    parser.add_argument("--size", type=int, default=112, help="face side when SRC needs preparing (default: %(default)s)")
+    add_pipeline_options(parser, default_out=None)
+    parser.set_defaults(handler=run)
+
+
+def add_pipeline_options(parser: argparse.ArgumentParser, default_out: str | None) -> None:
+    """Options `run` and `demo` share."""
+    parser.add_argument("--out", required=default_out is None, default=default_out, metavar="DIR",
+                        help="output folder" + (" (default: %(default)s)" if default_out else ""))
+    parser.add_argument("--defenses", default="none,ppfr_fd,hybrid_adaptive",
+                        help="comma-separated defences; the unprotected `none` baseline is always added (default: %(default)s)")
+    parser.add_argument("--strategy", choices=("ppo", "reinforce"), help="the RL algorithm of hybrid_adaptive (default: ppo)")
+    parser.add_argument("--epochs", type=int, help="training epochs for every defence")
+    parser.add_argument("--workers", type=int, help="Ray Train workers per run")
+    parser.add_argument("--key", metavar="KEYFILE", help="the client's key (default: a new one in OUT/client.key)")
+    parser.add_argument("--config", metavar="FILE.yaml", help="training config for every defence (see `hybridmask train`)")
+    parser.add_argument("--attacks", default=",".join(("recovery", "whitebox", "blackbox")), help="attacks to run (default: %(default)s)")
+    parser.add_argument("--key-setting", choices=("known", "unknown", "both"), default="both",
+                        help="attack with the key leaked, unknown, or both (default: %(default)s)")
+    parser.add_argument("--budget", choices=("small", "paper"), default="small", help="attack budget preset (default: %(default)s)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a training key (optim.lr=0.001) or an attack budget (budget.recovery.steps=500)")
+
+
+def pipeline_spec(args: argparse.Namespace, out: Path, data_step, config_defaults: list[str] = (), budget_defaults: list[str] = ()):
+    """A validated PipelineSpec from the shared options; `--set budget.*` goes to the attacks, the rest to training."""
+    from evaluation.budgets import load_budgets
+    from evaluation.run_attacks import parse_attack_names
+    from pipelines.commands.train import config_overrides
+    from pipelines.experiment_config import load_experiment
+    from pipelines.run_pipeline import PipelineSpec
+
+    budget_sets = [value.removeprefix("budget.") for value in args.set if value.startswith("budget.")]
+    training_sets = [value for value in args.set if not value.startswith("budget.")]
+    named = argparse.Namespace(defense=None, workers=args.workers, epochs=args.epochs, k=None, strategy=args.strategy, ratio=None, set=training_sets)
+    spec = PipelineSpec(
+        out=out,
+        config=load_experiment(args.config, [*config_defaults, *config_overrides(named)]),
+        budgets=load_budgets(args.budget, [*budget_defaults, *budget_sets]),
+        defenses=tuple(name.strip() for name in args.defenses.split(",") if name.strip()),
+        attacks=parse_attack_names(args.attacks),
+        key_setting=args.key_setting,
+        key_file=Path(args.key) if args.key else None,
+        data_step=data_step,
+    )
+    spec.validate()
+    return spec
+
+
+def run(args: argparse.Namespace) -> int:
+    from masking.errors import InputError
+    from pipelines.prepare import PrepareOptions, prepare_folder
+    from pipelines.run_pipeline import run_pipeline
+    from trainers.schema import MANIFEST_NAME
+
+    source = Path(args.data)
+    if not source.is_dir():
+        raise InputError(f"--data {source} is not a folder; give a folder with one sub-folder per person")
+    options = PrepareOptions(size=args.size)
+    options.validate()
+
+    def prepared(out: Path) -> Path:
+        if (source / MANIFEST_NAME).is_file():
+            return source
+        prepare_folder(source, out / "data", options, progress=True)
+        return out / "data"
+
+    run_pipeline(pipeline_spec(args, Path(args.out), prepared))
+    return 0

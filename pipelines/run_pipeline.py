@@ -1,0 +1,217 @@
+"""`hybridmask run`: prepare → mask → train each defence → attack → evaluate → one comparison report.
+
+Plays both roles on one machine: the client (prepares and masks with its key) and the server (trains, and is
+attacked). Layout of OUT:
+
+    OUT/data/            prepared shards (or the prepared folder given as --data, used in place)
+    OUT/client.key       the client's key, owner-only, when none is given (it never enters a report)
+    OUT/masked/          the masked private and verify splits
+    OUT/runs/<defence>/  one training run each, with attacks/ and its own report.md
+    OUT/report.md, report.json, privacy_utility.png   the comparison of every defence
+
+Every step first looks for its own finished output made from the same inputs and settings and reuses it, so an
+interrupted run continues where it stopped when the same command is run again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from evaluation.budgets import AttackBudgets
+from masking.errors import InputError
+from pipelines.experiment_config import ExperimentConfig
+from trainers.config import DEFENSES
+from trainers.config_io import to_dict
+from trainers.schema import MANIFEST_NAME
+
+REPORT_MD = "report.md"
+REPORT_JSON = "report.json"
+RUNS_DIR = "runs"
+KEY_FILE = "client.key"
+ATTACKS = ("recovery", "whitebox", "blackbox")
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class PipelineSpec:
+    """Everything one `hybridmask run` needs; `validate()` checks it all before any work starts."""
+
+    out: Path
+    config: ExperimentConfig
+    budgets: AttackBudgets
+    defenses: tuple[str, ...] = ("none", "ppfr_fd", "hybrid_adaptive")
+    attacks: tuple[str, ...] = ATTACKS
+    key_setting: str = "both"
+    key_file: Path | None = None
+    data_step: Callable[[Path], Path] | None = field(default=None, repr=False)  # writes OUT/data, returns it
+
+    def validate(self) -> None:
+        unknown = [name for name in self.defenses if name not in DEFENSES]
+        if unknown or not self.defenses:
+            raise InputError(f"--defenses: unknown defence {unknown[0] if unknown else '(none)'!r}; choose from {','.join(DEFENSES)}")
+        if len(set(self.defenses)) != len(self.defenses):
+            raise InputError(f"--defenses {','.join(self.defenses)} names a defence twice")
+        for defense in self.defenses:
+            self.config_for(defense).validate()
+        if self.key_file is not None and not self.key_file.is_file():
+            raise InputError(f"--key {self.key_file} does not exist; omit --key to make a new key in {self.out / KEY_FILE}")
+
+    @property
+    def all_defenses(self) -> tuple[str, ...]:
+        """The requested defences, with the unprotected baseline first: score_cls is measured against it."""
+        return ("none", *(name for name in self.defenses if name != "none"))
+
+    def config_for(self, defense: str) -> ExperimentConfig:
+        config = dataclasses.replace(self.config, defense=dataclasses.replace(self.config.defense, name=defense))
+        config.validate()
+        return config
+
+
+def run_pipeline(spec: PipelineSpec, say: Say = print) -> dict[str, Any]:
+    """Run (or continue) the whole pipeline; returns the comparison written to OUT/report.json."""
+    from evaluation.evaluate_runs import evaluate_runs
+    from evaluation.run_attacks import AttackCaches
+
+    spec.validate()
+    started = time.perf_counter()
+    spec.out.mkdir(parents=True, exist_ok=True)
+    data_dir = spec.data_step(spec.out) if spec.data_step is not None else spec.out / "data"
+    key = _client_key(spec, say)
+    masked_dir = _masked_data(spec, data_dir, key, say)
+    caches = AttackCaches(spec.out / "attack-cache")
+    timings: dict[str, float] = {}
+    run_dirs = []
+    for defense in spec.all_defenses:
+        run_dir = spec.out / RUNS_DIR / defense
+        step = time.perf_counter()
+        _train(spec, defense, data_dir if spec.config_for(defense).uses_pixels else masked_dir, run_dir, say)
+        _attack(spec, run_dir, key, caches, say)
+        timings[defense] = time.perf_counter() - step
+        run_dirs.append(run_dir)
+    say("evaluating every defence against the unprotected baseline ...")
+    reports = evaluate_runs(run_dirs, baseline=run_dirs[0], out_dir=spec.out, caches=caches, progress=say)
+    comparison = _write_comparison_report(spec, reports, run_dirs, timings, time.perf_counter() - started)
+    say(f"report: {spec.out / REPORT_MD}")
+    return comparison
+
+
+def _client_key(spec: PipelineSpec, say: Say) -> bytes:
+    from masking.keys import generate_key
+    from pipelines.keyfile import read_key_file, write_key_file
+
+    path = spec.key_file or spec.out / KEY_FILE
+    if not path.is_file():
+        write_key_file(path, generate_key())
+        say(f"made a new client key: {path} (owner-only; it masks the private faces and appears in no report)")
+    return read_key_file(path)
+
+
+def _masked_data(spec: PipelineSpec, data_dir: Path, key: bytes, say: Say) -> Path:
+    from pipelines.training import masked_data_for
+
+    out = spec.out / "masked"
+    if not (out / MANIFEST_NAME).is_file():
+        say(f"masking the private and verify splits (ratio {spec.config.masking.ratio}) ...")
+    return masked_data_for(data_dir, key, spec.config.masking.ratio, out)
+
+
+def _train(spec: PipelineSpec, defense: str, data_dir: Path, run_dir: Path, say: Say) -> None:
+    from pipelines.training import run_training
+
+    config = spec.config_for(defense)
+    if _finished_run(run_dir, config):
+        say(f"{defense}: trained earlier, reusing {run_dir}")
+        return
+    say(f"{defense}: training ({config.optim.epochs} epochs, {config.scale.workers} workers) ...")
+    summary = run_training(data_dir, run_dir, config)
+    say(f"{defense}: verification accuracy {summary['verification_accuracy']:.3f}")
+
+
+def _finished_run(run_dir: Path, config: ExperimentConfig) -> bool:
+    """A run with a summary for all its epochs, trained with this very learner config."""
+    summary_path, config_path = run_dir / "summary.json", run_dir / "config.yaml"
+    if not (summary_path.is_file() and config_path.is_file()):
+        return False
+    saved = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    return saved == to_dict(config.train_config()) and summary.get("epochs") == config.optim.epochs
+
+
+def _attack(spec: PipelineSpec, run_dir: Path, key: bytes, caches, say: Say) -> None:
+    from evaluation.run_attacks import attack_run, read_attack_records
+
+    budget = to_dict(spec.budgets)
+    done = {(record["attack"], record["key_setting"]) for record in read_attack_records(run_dir) if record["budget"] == budget}
+    settings = ("known", "unknown") if spec.key_setting == "both" else (spec.key_setting,)
+    missing = [name for name in spec.attacks if any((name, setting) not in done for setting in settings)]
+    if not missing:
+        say(f"{run_dir.name}: attacked earlier with the same budget, reusing its records")
+        return
+    attack_run(run_dir, missing, spec.key_setting, key, spec.budgets, caches, say)
+
+
+def _write_comparison_report(
+    spec: PipelineSpec, reports: Sequence[Any], run_dirs: Sequence[Path], timings: dict[str, float], seconds: float
+) -> dict[str, Any]:
+    rows = []
+    for report, run_dir in zip(reports, run_dirs):
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        row = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+        row.update({key: summary[key] for key in ("tar_at_far_1e-3", "mean_k", "strategy", "k_histogram") if key in summary})
+        row["run_dir"] = str(run_dir.relative_to(spec.out))
+        rows.append(row)
+    synthetic = any(row["synthetic_data"] for row in rows)
+    best = max(rows, key=lambda row: row["overall"])
+    comparison = {
+        "synthetic_data": synthetic,
+        "defenses": rows,
+        "best_overall": best["defense"],
+        "seconds": seconds,
+        "seconds_per_defense": timings,
+        "settings": {"training": to_dict(spec.config), "budget": to_dict(spec.budgets), "attacks": list(spec.attacks), "key_setting": spec.key_setting},
+    }
+    (spec.out / REPORT_JSON).write_text(json.dumps(comparison, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    (spec.out / REPORT_MD).write_text(_comparison_markdown(comparison), encoding="utf-8")
+    return comparison
+
+
+def _comparison_markdown(comparison: dict[str, Any]) -> str:
+    lines = ["# hybridmask: privacy and utility of each defence", ""]
+    if comparison["synthetic_data"]:
+        lines += ["> **Synthetic faces.** These numbers come from the built-in procedural faces, not from real people.", ""]
+    lines += [
+        "Higher is better for every score. S1/S2: how little the masked data shows and how little of it an "
+        "independent face model recognises; S3/S4: the same for the best attack's reconstructions (worst case over "
+        "attacks and key settings); score_pp = 0.4·(S1+S2)/2 + 0.6·(S3+S4)/2; score_cls = verification accuracy ÷ "
+        "the unprotected model's; overall = their harmonic mean.",
+        "",
+        "| defence | S1 | S2 | S3 | S4 | score_pp | verification acc. | TAR@FAR=1e-3 | score_cls | overall | mean k |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in comparison["defenses"]:
+        cells = [row["defense"]] + [f"{row[name]:.3f}" for name in ("S1", "S2", "S3", "S4", "score_pp", "verification_accuracy")]
+        cells += [f"{row.get('tar_at_far_1e-3', float('nan')):.3f}", f"{row['score_cls']:.3f}", f"**{row['overall']:.3f}**"]
+        cells.append(f"{row['mean_k']:.2f}" if row.get("mean_k") is not None else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        f"Best overall: **{comparison['best_overall']}**. Finished in {comparison['seconds'] / 60:.1f} minutes.",
+        "",
+        "![privacy-utility](privacy_utility.png)",
+        "",
+        "Per defence (attack details, grid of original | server view | reconstructions): "
+        + ", ".join(f"[{row['defense']}]({row['run_dir']}/report.md)" for row in comparison["defenses"]),
+        "",
+        "The masking key is used on this machine only and appears in no report.",
+        "",
+    ]
+    return "\n".join(lines)
