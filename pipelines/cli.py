@@ -23,6 +23,7 @@ VERB_MODULES = (
     "pipelines.commands.attack",
     "pipelines.commands.evaluate",
     "pipelines.commands.run",
+    "tune_configs.tune",
 )
 
 

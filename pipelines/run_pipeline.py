@@ -85,7 +85,7 @@ def run_pipeline(spec: PipelineSpec, say: Say = print) -> dict[str, Any]:
     started = time.perf_counter()
     spec.out.mkdir(parents=True, exist_ok=True)
     data_dir = spec.data_step(spec.out) if spec.data_step is not None else spec.out / "data"
-    key = _client_key(spec, say)
+    key = client_key(spec.key_file or spec.out / KEY_FILE, say)
     masked_dir = _masked_data(spec, data_dir, key, say)
     caches = AttackCaches(spec.out / "attack-cache")
     timings: dict[str, float] = {}
@@ -93,8 +93,8 @@ def run_pipeline(spec: PipelineSpec, say: Say = print) -> dict[str, Any]:
     for defense in spec.all_defenses:
         run_dir = spec.out / RUNS_DIR / defense
         step = time.perf_counter()
-        _train(spec, defense, data_dir if spec.config_for(defense).uses_pixels else masked_dir, run_dir, say)
-        _attack(spec, run_dir, key, caches, say)
+        train_defence(spec, defense, data_dir if spec.config_for(defense).uses_pixels else masked_dir, run_dir, say)
+        attack_defence(spec, run_dir, key, caches, say)
         timings[defense] = time.perf_counter() - step
         run_dirs.append(run_dir)
     say("evaluating every defence against the unprotected baseline ...")
@@ -104,11 +104,11 @@ def run_pipeline(spec: PipelineSpec, say: Say = print) -> dict[str, Any]:
     return comparison
 
 
-def _client_key(spec: PipelineSpec, say: Say) -> bytes:
+def client_key(path: Path, say: Say) -> bytes:
+    """The key in `path`, made there (owner-only) when the file does not exist yet."""
     from masking.keys import generate_key
     from pipelines.keyfile import read_key_file, write_key_file
 
-    path = spec.key_file or spec.out / KEY_FILE
     if not path.is_file():
         write_key_file(path, generate_key())
         say(f"made a new client key: {path} (owner-only; it masks the private faces and appears in no report)")
@@ -124,11 +124,11 @@ def _masked_data(spec: PipelineSpec, data_dir: Path, key: bytes, say: Say) -> Pa
     return masked_data_for(data_dir, key, spec.config.masking.ratio, out)
 
 
-def _train(spec: PipelineSpec, defense: str, data_dir: Path, run_dir: Path, say: Say) -> None:
+def train_defence(spec: PipelineSpec, defense: str, data_dir: Path, run_dir: Path, say: Say) -> None:
     from pipelines.training import run_training
 
     config = spec.config_for(defense)
-    if _finished_run(run_dir, config):
+    if finished_run(run_dir, config):
         say(f"{defense}: trained earlier, reusing {run_dir}")
         return
     say(f"{defense}: training ({config.optim.epochs} epochs, {config.scale.workers} workers) ...")
@@ -136,7 +136,7 @@ def _train(spec: PipelineSpec, defense: str, data_dir: Path, run_dir: Path, say:
     say(f"{defense}: verification accuracy {summary['verification_accuracy']:.3f}")
 
 
-def _finished_run(run_dir: Path, config: ExperimentConfig) -> bool:
+def finished_run(run_dir: Path, config: ExperimentConfig) -> bool:
     """A run with a summary for all its epochs, trained with this very learner config."""
     summary_path, config_path = run_dir / "summary.json", run_dir / "config.yaml"
     if not (summary_path.is_file() and config_path.is_file()):
@@ -146,7 +146,7 @@ def _finished_run(run_dir: Path, config: ExperimentConfig) -> bool:
     return saved == to_dict(config.train_config()) and summary.get("epochs") == config.optim.epochs
 
 
-def _attack(spec: PipelineSpec, run_dir: Path, key: bytes, caches, say: Say) -> None:
+def attack_defence(spec: PipelineSpec, run_dir: Path, key: bytes, caches, say: Say) -> None:
     from evaluation.run_attacks import attack_run, read_attack_records
 
     budget = to_dict(spec.budgets)

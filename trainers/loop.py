@@ -7,8 +7,10 @@ checkpoint, so an epoch is either fully recorded or redone from its start, never
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -127,6 +129,16 @@ def _mean_across_workers(value: float, device: torch.device) -> float:
     return float(tensor.item() / dist.get_world_size())
 
 
+def _quiet_report_lines() -> None:
+    """Ray Train 2.60 logs every report (all metrics) at INFO under a logger named by its source file's path,
+    which `LoggingConfig(log_level=...)` does not reach; the loop prints its own line per epoch."""
+    try:
+        from ray.train.v2._internal.execution import context as train_context
+    except ImportError:  # another Ray layout: nothing to quiet
+        return
+    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
+
+
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     config = from_dict(TrainConfig, loop_config["config"])
     info = DatasetInfo(**loop_config["dataset"])
@@ -134,6 +146,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     k_source: KSource = loop_config["k_source"]
     public_masking = loop_config["public_masking"]
 
+    _quiet_report_lines()
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
     torch.set_num_threads(loop_config["torch_threads"])
@@ -154,7 +167,9 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         start_epoch, history = state["epoch"], list(state["history"])
         if rank == 0:
             print(f"resuming from the checkpoint of epoch {start_epoch}", flush=True)
-    # Parameters in the inputs' channels_last layout, so DDP's gradient buckets match without copies.
+    # Parameters in the inputs' channels_last layout, so DDP's gradient buckets match without copies. DDP still
+    # warns for 1x1 convolution weights, whose strides differ from the bucket's only along size-1 dimensions.
+    warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     model = ray.train.torch.prepare_model(model.to(memory_format=torch.channels_last))
     inner: FaceModel = model.module if hasattr(model, "module") else model
 

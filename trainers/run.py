@@ -147,13 +147,15 @@ def train(
     check_same_run(run_dir, config)
     if not ray.is_initialized():
         ray.init()
-    ray.data.DataContext.get_current().enable_progress_bars = False  # epoch lines are the progress; bars flood logs
+    data_context = ray.data.DataContext.get_current()
+    data_context.enable_progress_bars = False  # epoch lines are the progress; bars and plans flood the logs
+    data_context.print_on_execution_start = False
     resources = resolve_resources(config, ray.cluster_resources())
     save_config(config, run_dir / CONFIG_FILE)
     if k_source is None:
         k_source = FixedK(config.defense.k if config.mixes else 1)
 
-    dataset = ray.data.read_parquet(str(split_dir(info.data_dir, "private")), ray_remote_args={"num_cpus": 0.25}).map_batches(
+    dataset = ray.data.read_parquet(str(split_dir(info.data_dir, "private")), num_cpus=0.25).map_batches(
         _holdout_filter(config.holdout_modulo), batch_format="numpy", num_cpus=0.25
     )
     if split_bytes(info) <= config.scale.materialize_below_mb * 2**20:
@@ -179,6 +181,8 @@ def train(
             failure_config=ray.train.FailureConfig(max_failures=config.scale.max_failures),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
             callbacks=[MetricsFileCallback(str(run_dir / METRICS_FILE))],
+            # Ray Train's own per-report INFO lines repeat every metric; the loop prints its own progress line.
+            logging_config=ray.train.LoggingConfig(log_level="WARNING"),
         ),
         datasets={"train": dataset},
     )

@@ -50,7 +50,8 @@ class RecoveryAttack:
         images, labels = ctx.public_images.float(), ctx.public_labels
         mask = self.masker.mask if self.masker is not None else None
         own_stats = self.masker.stats if self.masker is not None else None
-        probe = self._reading(simulate_server_view(images[:2], labels[:2], defence, mask, generator), own_stats)
+        first = slice(0, self.budget.batch_size)
+        probe = self._reading(simulate_server_view(images[first], labels[first], defence, mask, generator), own_stats)
         self.decoder = seeded(
             ctx.budget.seed, lambda: UNet(probe.shape[1], images.shape[1], self.budget.width, probe.shape[-1], self.work_size)
         ).to(device)

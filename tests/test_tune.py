@@ -1,0 +1,145 @@
+"""`hybridmask tune`: search spaces are checked before work, a two-trial sweep ranks its trials by overall and writes
+its results, and a sweep interrupted mid-way resumes without redoing its finished trial."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from masking.errors import InputError
+from pipelines.experiment_config import load_experiment
+from pipelines.keyfile import read_key_file
+from tune_configs.results import TrialRow, pareto_front, ranked
+from tune_configs.space import available_spaces, load_space
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+# Every attack, at a few steps each: the sweep machinery is under test here, not the attacks' strength.
+TINY_BUDGET = [
+    "budget.max_targets=8", "budget.max_identities=4", "budget.threads=1", "budget.recovery.steps=15",
+    "budget.whitebox.gan_steps=15", "budget.whitebox.inversion_steps=4", "budget.whitebox.restarts=1",
+    "budget.blackbox.steps=15", "budget.evaluator.classifier_epochs=2",
+]  # fmt: skip
+SWEEP_TIMEOUT_S = 600
+
+
+def two_trial_space(folder: Path) -> Path:
+    """Two grid points of the masking ratio for a fixed-k hybrid: no RL in the loop, so trials are short."""
+    space = {
+        "description": "two masking ratios (test)",
+        "samples": 1,
+        "fixed": {"defense.name": "hybrid_fixed", "defense.k": 2, "optim.epochs": 2, "model.embedding_size": 64, "window_batches": 2},
+        "search": {"masking.ratio": {"grid": [0.3, 0.7]}},
+        "scheduler": {"grace_period": 2, "reduction_factor": 2},
+    }
+    path = folder / "two_ratios.yaml"
+    path.write_text(yaml.safe_dump(space), encoding="utf-8")
+    return path
+
+
+def tune_command(space: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "pipelines.cli", "tune", "--space", str(space), "--data", str(data), "--out", str(out),
+            *(f"--set={value}" for value in TINY_BUDGET), *extra]  # fmt: skip
+
+
+def test_every_shipped_space_loads_and_makes_valid_configs() -> None:
+    assert {"k_sets", "smoke"} <= set(available_spaces())
+    for name in available_spaces():
+        space = load_space(name)
+        assert space.search, f"space {name} searches nothing"
+        assert set(space.param_space()) == set(space.search)
+
+
+def test_k_sets_space_covers_the_candidate_sets_ratios_algorithms_and_reward_weights() -> None:
+    search = load_space("k_sets").search
+    assert search["adaptive.candidate_set"]["choice"] == [[2, 3], [2, 3, 4], [2, 3, 4, 5, 6], [3, 4, 5, 6, 7, 8]]
+    assert set(search["strategy.algorithm"]["choice"]) == {"ppo", "reinforce"}
+    assert {"masking.ratio", "adaptive.loss_weight", "adaptive.utility_penalty"} <= set(search)
+
+
+@pytest.mark.parametrize(
+    ("search", "message"),
+    [
+        ({"masking.ratio": {"choice": [0.5, 1.5]}}, "masking.ratio = 1.5"),
+        ({"optim.nonsense": {"choice": [1]}}, "nonsense"),
+        ({"masking.ratio": {"between": [0.1, 0.9]}}, "must be one of"),
+        ({"adaptive.loss_weight": {"uniform": [0.5]}}, "[low, high]"),
+    ],
+)
+def test_a_bad_space_is_refused_naming_the_key(tmp_path: Path, search: dict, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"samples": 2, "search": search}), encoding="utf-8")
+    with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_space(str(path))
+
+
+def test_pareto_front_keeps_the_points_nothing_beats_on_both_axes() -> None:
+    points = [(0.9, 0.2), (0.5, 0.5), (0.4, 0.4), (0.2, 0.9), (0.9, 0.1)]
+    assert pareto_front(points) == [0, 1, 3]
+
+
+def test_ranking_puts_finished_trials_first_by_overall() -> None:
+    def row(trial_id: str, status: str, overall: float | None) -> TrialRow:
+        metrics = {} if overall is None else {"overall": overall}
+        return TrialRow(trial_id, {}, {}, status, metrics)
+
+    rows = [row("a", "stopped early at epoch 1", None), row("b", "finished", 0.4), row("c", "finished", 0.7)]
+    assert [r.trial_id for r in ranked(rows)] == ["c", "b", "a"]
+
+
+def wait_for(predicate, process: subprocess.Popen, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if process.poll() is not None:
+            raise AssertionError(f"the sweep exited (code {process.returncode}) before the awaited step")
+        if time.monotonic() > deadline:
+            raise AssertionError("the awaited step of the sweep did not come in time")
+        time.sleep(1.0)
+
+
+@pytest.mark.slow
+def test_sweep_ranks_two_trials_and_resumes_after_an_interruption(synthetic_faces: Path, tmp_path: Path) -> None:
+    space, out = two_trial_space(tmp_path), tmp_path / "sweep"
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO_ROOT)}
+    first = subprocess.Popen(tune_command(space, synthetic_faces, out), cwd=REPO_ROOT, env=env, start_new_session=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        # Interrupt (Ctrl-C) as soon as one trial has its report: the other is unstarted or part-way.
+        wait_for(lambda: any(out.glob("trials/*/run/report.json")), first, SWEEP_TIMEOUT_S)
+        time.sleep(3.0)  # let Tune record the finished trial's last result
+        os.killpg(first.pid, signal.SIGINT)
+        first.wait(timeout=120)
+    finally:
+        if first.poll() is None:
+            os.killpg(first.pid, signal.SIGKILL)
+    first_log = first.stdout.read()
+    finished_report = next(out.glob("trials/*/run/report.json"))
+    stamp = finished_report.stat().st_mtime_ns
+    assert not (out / "results.csv").exists() or "finished" not in (out / "results.csv").read_text(), first_log[-3000:]
+
+    resumed = subprocess.run(tune_command(space, synthetic_faces, out, "--resume"), cwd=REPO_ROOT, env=env,
+                             capture_output=True, text=True, timeout=SWEEP_TIMEOUT_S)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert finished_report.stat().st_mtime_ns == stamp, "the trial finished before the interruption was redone"
+
+    with (out / "results.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["status"] for row in rows] == ["finished", "finished"]
+    assert sorted(row["masking.ratio"] for row in rows) == ["0.3", "0.7"]
+    overall = [float(row["overall"]) for row in rows]
+    assert overall == sorted(overall, reverse=True) and all(0.0 < value <= 1.0 for value in overall)
+    assert (out / "pareto.png").stat().st_size > 10_000
+    assert "| 1 |" in (out / "results.md").read_text(encoding="utf-8")
+    best = load_experiment(out / "best_config.yaml", [])
+    assert best.defense.name == "hybrid_fixed" and best.masking.ratio == float(rows[0]["masking.ratio"])
+    key = read_key_file(out / "client.key")
+    written = [path for path in [*(out / "tune").rglob("*"), *out.glob("results.*"), out / "best_config.yaml"] if path.is_file()]
+    leaks = [path for path in written if key in path.read_bytes() or key.hex().encode() in path.read_bytes()]
+    assert written and not leaks, f"the masking key appears in {leaks}"

@@ -1,0 +1,80 @@
+"""`hybridmask tune`: sweep a search space of `tune_configs/spaces/` with Ray Tune, ranked by overall."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from tune_configs.space import available_spaces
+
+    parser = subparsers.add_parser(
+        "tune",
+        help="Ray Tune sweep of pipeline runs over a search space, ranked by the overall score (--resume continues)",
+        description="Trains the unprotected baseline once, then runs one trial per sampled configuration: mask, "
+        "train (reporting each epoch; ASHA stops laggards), attack, evaluate. Writes OUT/results.md, results.csv, "
+        "pareto.png and best_config.yaml (for `hybridmask train --config`).",
+    )
+    parser.add_argument("--space", required=True, metavar="NAME|FILE.yaml", help=f"search space: {', '.join(available_spaces())} or a YAML file")
+    parser.add_argument("--data", required=True, metavar="DIR", help="a prepared folder, or a folder with one sub-folder per person")
+    parser.add_argument("--out", required=True, metavar="DIR", help="sweep folder (trials, Tune state, results)")
+    parser.add_argument("--samples", type=int, help="trials to sample (default: the space's `samples`)")
+    parser.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --out")
+    parser.add_argument("--config", metavar="FILE.yaml", help="base training config every trial starts from")
+    parser.add_argument("--size", type=int, default=112, help="face side when --data needs preparing (default: %(default)s)")
+    parser.add_argument("--attacks", default="recovery,whitebox,blackbox", help="attacks per trial (default: %(default)s)")
+    parser.add_argument("--key-setting", choices=("known", "unknown", "both"), default="unknown",
+                        help="attack with the key unknown (the threat model), leaked, or both (default: %(default)s)")
+    parser.add_argument("--budget", choices=("small", "paper"), default="small", help="attack budget preset (default: %(default)s)")
+    parser.add_argument("--set", action="append", default=[], metavar="budget.KEY=VALUE", help="override an attack budget value")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from evaluation.budgets import load_budgets
+    from evaluation.run_attacks import parse_attack_names
+    from masking.errors import InputError
+    from tune_configs.space import load_space
+    from tune_configs.sweep import SweepSpec, run_sweep
+
+    not_budget = [value for value in args.set if not value.startswith("budget.")]
+    if not_budget:
+        raise InputError(f"--set {not_budget[0]}: tune takes budget.* overrides only; put training keys in the space or --config")
+    budget_overrides = tuple(value.removeprefix("budget.") for value in args.set)
+    load_budgets(args.budget, list(budget_overrides))  # checked now, before any training
+    out = Path(args.out)
+    spec = SweepSpec(
+        space=load_space(args.space),
+        data_dir=_prepared(Path(args.data), out, args.size),
+        out=out,
+        base_config=Path(args.config) if args.config else None,
+        samples=args.samples,
+        resume=args.resume,
+        budget_preset=args.budget,
+        budget_overrides=budget_overrides,
+        attacks=parse_attack_names(args.attacks),
+        key_setting=args.key_setting,
+    )
+    if spec.base_config is not None and not spec.base_config.is_file():
+        raise InputError(f"--config {spec.base_config} does not exist")
+    run_sweep(spec)
+    return 0
+
+
+def _prepared(source: Path, out: Path, size: int) -> Path:
+    """A prepared folder as is; a folder of people prepared once into OUT/data."""
+    from masking.errors import InputError
+    from pipelines.prepare import PrepareOptions, prepare_folder
+    from trainers.schema import MANIFEST_NAME
+
+    if not source.is_dir():
+        raise InputError(f"--data {source} is not a folder; give a prepared folder or one with a sub-folder per person")
+    if (source / MANIFEST_NAME).is_file():
+        return source
+    prepared = out / "data"
+    if not (prepared / MANIFEST_NAME).is_file():
+        options = PrepareOptions(size=size)
+        options.validate()
+        prepare_folder(source, prepared, options, progress=True)
+    return prepared
