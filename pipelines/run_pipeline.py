@@ -147,16 +147,21 @@ def finished_run(run_dir: Path, config: ExperimentConfig) -> bool:
 
 
 def attack_defence(spec: PipelineSpec, run_dir: Path, key: bytes, caches, say: Say) -> None:
-    from evaluation.run_attacks import attack_run, read_attack_records
+    """Run the attacks (and key settings) this run has no record of with the same budget; reuse the others.
+
+    Pixel defences have no key, so they are attacked in the `unknown` setting only (`plan_attacks` says which)."""
+    from evaluation.run_attacks import attack_run, plan_attacks, read_attack_records
 
     budget = to_dict(spec.budgets)
     done = {(record["attack"], record["key_setting"]) for record in read_attack_records(run_dir) if record["budget"] == budget}
-    settings = ("known", "unknown") if spec.key_setting == "both" else (spec.key_setting,)
-    missing = [name for name in spec.attacks if any((name, setting) not in done for setting in settings)]
+    plan = plan_attacks(run_dir, spec.attacks, spec.key_setting, key)
+    missing = [(name, setting) for name in plan.attacks for setting in plan.settings if (name, setting) not in done]
     if not missing:
         say(f"{run_dir.name}: attacked earlier with the same budget, reusing its records")
         return
-    attack_run(run_dir, missing, spec.key_setting, key, spec.budgets, caches, say)
+    for setting in dict.fromkeys(setting for _, setting in missing):
+        names = [name for name, wanted in missing if wanted == setting]
+        attack_run(run_dir, names, setting, key, spec.budgets, caches, say)
 
 
 def _write_comparison_report(

@@ -35,13 +35,24 @@ def two_trial_space(folder: Path) -> Path:
     space = {
         "description": "two masking ratios (test)",
         "samples": 1,
-        "fixed": {"defense.name": "hybrid_fixed", "defense.k": 2, "optim.epochs": 2, "model.embedding_size": 64, "window_batches": 2},
+        "fixed": {"defense.name": "hybrid_fixed", "defense.k": 2, "optim.epochs": 2, "optim.batch_size": 8, "model.embedding_size": 64, "window_batches": 2},
         "search": {"masking.ratio": {"grid": [0.3, 0.7]}},
         "scheduler": {"grace_period": 2, "reduction_factor": 2},
     }
     path = folder / "two_ratios.yaml"
     path.write_text(yaml.safe_dump(space), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def few_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """16 synthetic people x 6 images at 32 px: enough for every split, quick to train and judge."""
+    from pipelines.prepare import PrepareOptions
+    from pipelines.synth import prepare_synthetic
+
+    out = tmp_path_factory.mktemp("few") / "faces"
+    prepare_synthetic(out, identities=16, images_per_identity=6, options=PrepareOptions(size=32))
+    return out
 
 
 def tune_command(space: Path, data: Path, out: Path, *extra: str) -> list[str]:
@@ -105,10 +116,10 @@ def wait_for(predicate, process: subprocess.Popen, timeout_s: float) -> None:
 
 
 @pytest.mark.slow
-def test_sweep_ranks_two_trials_and_resumes_after_an_interruption(synthetic_faces: Path, tmp_path: Path) -> None:
+def test_sweep_ranks_two_trials_and_resumes_after_an_interruption(few_faces: Path, tmp_path: Path) -> None:
     space, out = two_trial_space(tmp_path), tmp_path / "sweep"
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO_ROOT)}
-    first = subprocess.Popen(tune_command(space, synthetic_faces, out), cwd=REPO_ROOT, env=env, start_new_session=True,
+    first = subprocess.Popen(tune_command(space, few_faces, out), cwd=REPO_ROOT, env=env, start_new_session=True,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:
         # Interrupt (Ctrl-C) as soon as one trial has its report: the other is unstarted or part-way.
@@ -124,7 +135,7 @@ def test_sweep_ranks_two_trials_and_resumes_after_an_interruption(synthetic_face
     stamp = finished_report.stat().st_mtime_ns
     assert not (out / "results.csv").exists() or "finished" not in (out / "results.csv").read_text(), first_log[-3000:]
 
-    resumed = subprocess.run(tune_command(space, synthetic_faces, out, "--resume"), cwd=REPO_ROOT, env=env,
+    resumed = subprocess.run(tune_command(space, few_faces, out, "--resume"), cwd=REPO_ROOT, env=env,
                              capture_output=True, text=True, timeout=SWEEP_TIMEOUT_S)  # fmt: skip
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert finished_report.stat().st_mtime_ns == stamp, "the trial finished before the interruption was redone"
