@@ -68,7 +68,7 @@ def save_privacy_utility_scatter(reports: Sequence[RunReport], path: str | Path)
     points = axis.scatter(accuracy, privacy, c=overall, cmap="viridis", vmin=0, vmax=1, s=70, edgecolors="black")
     mixed = len({r.synthetic_data for r in reports}) > 1
     for report, x, y in zip(reports, accuracy, privacy):
-        label = f"{report.defense} (synthetic)" if mixed and report.synthetic_data else report.defense
+        label = f"{report.label} (synthetic)" if mixed and report.synthetic_data else report.label
         axis.annotate(label, (x, y), textcoords="offset points", xytext=(6, 5), fontsize=9)
     figure.colorbar(points, ax=axis, label="overall score")
     axis.set_xlabel("verification accuracy of the protected model")

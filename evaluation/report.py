@@ -81,6 +81,14 @@ class RunReport:
     settings: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def label(self) -> str:
+        """The defence's name, with its k when it mixes a fixed number of images (runs differing in k told apart)."""
+        k_distribution = self.settings.get("defence", {}).get("k_distribution", {})
+        if self.defense in ("mixup", "hybrid_fixed") and len(k_distribution) == 1:
+            return f"{self.defense} k={next(iter(k_distribution))}"
+        return self.defense
+
+    @property
     def classifier_measures(self) -> tuple[float | None, float | None]:
         """(S2, S4) judged by the evaluation classifier, beside F1's."""
         return classifier_measures(self.renderings, self.attacks, self.measures.scored_settings)
@@ -192,7 +200,7 @@ def write_run_report(report: RunReport, out_dir: str | Path, grid: GridImages | 
     if grid is not None:
         from evaluation.figures import save_reconstruction_grid  # matplotlib only when a figure is asked for
 
-        paths["grid"] = save_reconstruction_grid(grid, folder / GRID_PNG, title=f"{report.defense}: what an attacker sees and recovers")
+        paths["grid"] = save_reconstruction_grid(grid, folder / GRID_PNG, title=f"{report.label}: what an attacker sees and recovers")
     return paths
 
 
@@ -274,7 +282,7 @@ def comparison_markdown(reports: Sequence[RunReport]) -> str:
         m, s = r.measures, r.scores
         values = [m.S1, m.S2, m.S3, m.S4, *r.classifier_measures, s.score_pp, s.score_cls, s.overall, r.verification_accuracy]
         data = "synthetic" if r.synthetic_data else "real"
-        lines.append(f"| {r.defense} | " + " | ".join(_fmt(v) for v in values) + f" | {data} |")
+        lines.append(f"| {r.label} | " + " | ".join(_fmt(v) for v in values) + f" | {data} |")
     columns = sorted({(a, s_) for r in reports for a, by in r.attacks.items() for s_ in by})
     lines += [
         "",
@@ -285,7 +293,7 @@ def comparison_markdown(reports: Sequence[RunReport]) -> str:
     lines.append("|---" * (len(columns) + 1) + "|")
     for r in reports:
         cells = [_ssim_top1(r.attacks.get(a, {}).get(s_)) for a, s_ in columns]
-        lines.append(f"| {r.defense} | " + " | ".join(cells) + " |")
+        lines.append(f"| {r.label} | " + " | ".join(cells) + " |")
     lines += ["", *(f"- **{name}**: {text}" for name, text in MEASURE_EXPLANATIONS.items())]
     return "\n".join(lines) + "\n"
 

@@ -159,3 +159,13 @@ def test_classifier_measures_sit_beside_f1_and_a_weak_f1_is_named(tmp_path: Path
                               settings={"evaluators": {**check, "f1_top1": 1.0, "f1_weak": False}})  # fmt: skip
     assert "## Evaluators" in run_markdown(strong) and "F1 is weak" not in run_markdown(strong)
     assert sample_report().to_dict()["S4_classifier"] is None  # no classifier judged: nothing to show
+
+
+def test_comparison_tells_fixed_k_runs_of_one_defence_apart_by_their_k(tmp_path: Path) -> None:
+    def fixed(k: int) -> RunReport:
+        return sample_report("hybrid_fixed", False, {"defence": {"defense": "hybrid_fixed", "k_distribution": {str(k): 1.0}}})
+
+    adaptive = sample_report("hybrid_adaptive", False, {"defence": {"defense": "hybrid_adaptive", "k_distribution": {"2": 0.4, "6": 0.6}}})
+    assert [report.label for report in (fixed(2), fixed(4), adaptive)] == ["hybrid_fixed k=2", "hybrid_fixed k=4", "hybrid_adaptive"]
+    table = write_comparison([fixed(2), fixed(4), adaptive], tmp_path)["markdown"].read_text()
+    assert "| hybrid_fixed k=2 |" in table and "| hybrid_fixed k=4 |" in table and "| hybrid_adaptive |" in table

@@ -30,9 +30,9 @@ def run(args: argparse.Namespace) -> int:
 
     caches = AttackCaches(Path(args.cache_dir)) if args.cache_dir else None
     reports = evaluate_runs(args.run_dirs, args.baseline, args.out, caches, progress_printer(args.quiet))
-    print(f"{'defence':<16} {'S1':>6} {'S2':>6} {'S3':>6} {'S4':>6} {'score_pp':>9} {'score_cls':>10} {'overall':>8} {'verif.':>7}")
+    print(f"{'defence':<18} {'S1':>6} {'S2':>6} {'S3':>6} {'S4':>6} {'score_pp':>9} {'score_cls':>10} {'overall':>8} {'verif.':>7}")
     for r in reports:
         m, s = r.measures, r.scores
-        print(f"{r.defense:<16} {m.S1:6.3f} {m.S2:6.3f} {m.S3:6.3f} {m.S4:6.3f} {s.score_pp:9.3f} {s.score_cls:10.3f} "
+        print(f"{r.label:<18} {m.S1:6.3f} {m.S2:6.3f} {m.S3:6.3f} {m.S4:6.3f} {s.score_pp:9.3f} {s.score_cls:10.3f} "
               f"{s.overall:8.3f} {r.verification_accuracy:7.3f}")
     return 0
