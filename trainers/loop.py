@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import ray.train
+import ray.util
 import ray.train.torch
 import torch
 import torch.distributed as dist
@@ -173,6 +174,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     model = ray.train.torch.prepare_model(model.to(memory_format=torch.channels_last))
     inner: FaceModel = model.module if hasattr(model, "module") else model
 
+    # Recorded with every epoch: whoever must free the workers' CPUs after the run is killed from outside (a Tune
+    # trial stopped early) finds the placement group here; Ray frees it only when the whole job ends.
+    current_group = ray.util.get_current_placement_group()
+    worker_placement_group = current_group.id.hex() if current_group is not None else None
     mixing_generator = torch.Generator().manual_seed(config.seed * 7919 + rank)
     holdout = _load_holdout(info, config.holdout_modulo, config.optim.batch_size * config.clean_validation_batches)
     verification = _load_verification(info) if rank == 0 else None
@@ -222,6 +227,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             "lr": scheduler.get_last_lr()[0],
             "images_per_second": images_seen * world / (time.perf_counter() - started),
             "windows": windows,
+            "worker_placement_group": worker_placement_group,
         }
         if rank == 0 and verification is not None and ((epoch + 1) % config.validation_every == 0 or epoch + 1 == config.optim.epochs):
             rows, left, right, is_same = verification

@@ -24,6 +24,7 @@ from typing import Any
 from masking.errors import InputError
 from pipelines.run_pipeline import KEY_FILE, PipelineSpec, client_key, train_defence
 from trainers.schema import MANIFEST_NAME
+from tune_configs.cleanup import ReleaseStoppedTrials
 from tune_configs.results import TrialRow, write_results
 from tune_configs.space import SearchSpace
 from tune_configs.trial import TrialSetup, run_trial
@@ -87,7 +88,7 @@ def run_sweep(spec: SweepSpec, say: Say = print) -> list[TrialRow]:
                 max_concurrent_trials=concurrent_trials(spec, ray.cluster_resources()),
                 trial_dirname_creator=lambda trial: trial.trial_id,
             ),
-            run_config=tune.RunConfig(storage_path=str(spec.out), name=EXPERIMENT, verbose=1),
+            run_config=tune.RunConfig(storage_path=str(spec.out), name=EXPERIMENT, verbose=1, callbacks=[ReleaseStoppedTrials()]),
         )
     grid = tuner.fit()
     rows = [TrialRow.from_result(result) for result in grid]

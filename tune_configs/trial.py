@@ -24,6 +24,7 @@ from pipelines.run_pipeline import PipelineSpec, attack_defence, finished_run
 from tune_configs.space import SearchSpace
 
 TRIALS_DIR = "trials"
+RUN_DIR = "run"  # the trial's training run, inside its folder
 EPOCH_FIELDS = ("epoch", "verification_accuracy", "tar_at_far_1e-3", "train_loss", "mean_k")
 SCORE_FIELDS = ("overall", "score_pp", "score_cls", "S1", "S2", "S3", "S4")
 POLL_SECONDS = 2.0
@@ -87,7 +88,7 @@ def run_defence_trial(setup: TrialSetup, params: dict[str, Any], report: Callabl
     data_dir = Path(setup.data_dir)
     if not config.uses_pixels:
         data_dir = masked_data_for(data_dir, key, config.masking.ratio, folder / "masked")
-    run_dir = folder / "run"
+    run_dir = folder / RUN_DIR
     last_epoch = train_reporting_epochs(data_dir, run_dir, config, report)
 
     spec = PipelineSpec(
