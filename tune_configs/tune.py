@@ -35,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from evaluation.budgets import load_budgets
     from evaluation.run_attacks import parse_attack_names
     from masking.errors import InputError
+    from pipelines.commands.run import prepared_data_step
     from tune_configs.space import load_space
     from tune_configs.sweep import SweepSpec, run_sweep
 
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     spec = SweepSpec(
         space=load_space(args.space),
-        data_dir=_prepared(Path(args.data), out, args.size),
+        data_dir=prepared_data_step(Path(args.data), args.size)(out),
         out=out,
         base_config=Path(args.config) if args.config else None,
         samples=args.samples,
@@ -61,20 +62,3 @@ def run(args: argparse.Namespace) -> int:
     run_sweep(spec)
     return 0
 
-
-def _prepared(source: Path, out: Path, size: int) -> Path:
-    """A prepared folder as is; a folder of people prepared once into OUT/data."""
-    from masking.errors import InputError
-    from pipelines.prepare import PrepareOptions, prepare_folder
-    from trainers.schema import MANIFEST_NAME
-
-    if not source.is_dir():
-        raise InputError(f"--data {source} is not a folder; give a prepared folder or one with a sub-folder per person")
-    if (source / MANIFEST_NAME).is_file():
-        return source
-    prepared = out / "data"
-    if not (prepared / MANIFEST_NAME).is_file():
-        options = PrepareOptions(size=size)
-        options.validate()
-        prepare_folder(source, prepared, options, progress=True)
-    return prepared

@@ -65,15 +65,22 @@ def pipeline_spec(args: argparse.Namespace, out: Path, data_step, config_default
 
 
 def run(args: argparse.Namespace) -> int:
+    from pipelines.run_pipeline import run_pipeline
+
+    run_pipeline(pipeline_spec(args, Path(args.out), prepared_data_step(Path(args.data), args.size)))
+    return 0
+
+
+def prepared_data_step(source: Path, size: int):
+    """Checks SRC now; the step it returns uses a prepared folder as is, or prepares a folder of people into
+    OUT/data (a re-run rewrites it identically, or stops if SRC has changed)."""
     from masking.errors import InputError
     from pipelines.prepare import PrepareOptions, prepare_folder
-    from pipelines.run_pipeline import run_pipeline
     from trainers.schema import MANIFEST_NAME
 
-    source = Path(args.data)
     if not source.is_dir():
-        raise InputError(f"--data {source} is not a folder; give a folder with one sub-folder per person")
-    options = PrepareOptions(size=args.size)
+        raise InputError(f"--data {source} is not a folder; give a prepared folder or one with a sub-folder per person")
+    options = PrepareOptions(size=size)
     options.validate()
 
     def prepared(out: Path) -> Path:
@@ -82,5 +89,4 @@ def run(args: argparse.Namespace) -> int:
         prepare_folder(source, out / "data", options, progress=True)
         return out / "data"
 
-    run_pipeline(pipeline_spec(args, Path(args.out), prepared))
-    return 0
+    return prepared
