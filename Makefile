@@ -1,6 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   creates .venv, installs hybridmask, runs `hybridmask demo` on synthetic faces (offline)
 #   make test   creates .venv, installs hybridmask with its test extra, runs the test suite
+#   make lint   ruff (lint and format check), configured in pyproject.toml
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -8,13 +9,17 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: demo test setup clean
+.PHONY: demo test lint setup clean
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/hybridmask demo $(DEMO_ARGS)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 setup: $(VENV)/.installed
 

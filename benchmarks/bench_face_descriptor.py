@@ -1,4 +1,4 @@
-"""F1 speed: dlib's one-call-per-image path against the batched chip path DlibFaceDescriptor uses.
+"""dlib speed: dlib's one-call-per-image path against the batched chip path DlibFaceDescriptor uses.
 
 Run: python benchmarks/bench_face_descriptor.py [--images 60] [--orl ../shared/data/orl]
 Prints images per second for each path and its ratio to the per-image baseline, on ORL faces.
@@ -17,9 +17,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.identification import DlibFaceDescriptor, dlib_model_dir  # noqa: E402
+from evaluation.identification import DlibFaceDescriptor, dlib_model_dir
 
-DEFAULT_ORL = Path(os.environ.get("HYBRIDMASK_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "orl"
+DEFAULT_ORL = (
+    Path(os.environ.get("HYBRIDMASK_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "orl"
+)
 
 
 def read_faces(orl_dir: Path, count: int) -> np.ndarray:
@@ -70,8 +72,10 @@ def main() -> None:
     batch_seconds, batched = timed(full.describe, faces)
     rows.append(("batched chips, mode=full", batch_seconds))
     rows.append(("batched chips, mode=detect_or_full (default)", timed(detect.describe, faces)[0]))
-    print(f"{len(faces)} ORL faces {faces.shape[1]}x{faces.shape[2]}; max |difference| per-image vs batched: "
-          f"{np.abs(base - batched).max():.2e}")
+    print(
+        f"{len(faces)} ORL faces {faces.shape[1]}x{faces.shape[2]}; max |difference| per-image vs batched: "
+        f"{np.abs(base - batched).max():.2e}"
+    )
     print("| path | images/s | ratio to per-image |\n|---|---|---|")
     for name, seconds in rows:
         print(f"| {name} | {len(faces) / seconds:.2f} | {base_seconds / seconds:.2f} |")

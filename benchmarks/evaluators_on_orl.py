@@ -1,7 +1,7 @@
-"""How well the evaluators judge real faces: F1 identification and the evaluation classifier on all of ORL.
+"""How well the evaluators judge real faces: dlib identification and the evaluation classifier on all of ORL.
 
 Run: python benchmarks/evaluators_on_orl.py [--orl ../shared/data/orl] [--epochs 30]
-F1: gallery = photos 1-5 of each of the 40 people, probes = photos 6-10 (200 probes, chance top-1 = 2.5%).
+dlib: gallery = photos 1-5 of each of the 40 people, probes = photos 6-10 (200 probes, chance top-1 = 2.5%).
 Classifier: trained on 7 photos a person, scored on the 3 held out (stratified, seed 0), 32x32 px.
 """
 
@@ -18,11 +18,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from evaluation.classifier import EvaluationClassifier  # noqa: E402
-from evaluation.identification import DlibFaceDescriptor, IdentificationGallery  # noqa: E402
-from evaluation.measures import topk_rates  # noqa: E402
+from evaluation.classifier import EvaluationClassifier
+from evaluation.identification import DlibFaceDescriptor, IdentificationGallery
+from evaluation.measures import topk_rates
 
-DEFAULT_ORL = Path(os.environ.get("HYBRIDMASK_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "orl"
+DEFAULT_ORL = (
+    Path(os.environ.get("HYBRIDMASK_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "orl"
+)
 
 
 def read_orl(orl_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -54,10 +56,12 @@ def main() -> None:
         speed = len(faces) / (time.perf_counter() - started)
         gallery = IdentificationGallery(descriptors[gallery_rows], labels[gallery_rows])
         top1, top5 = topk_rates(gallery.identify(descriptors[probe_rows]), labels[probe_rows])
-        print(f"| F1 dlib, mode={mode} | {top1:.3f} | {top5:.3f} | {speed:.2f} images/s |")
+        print(f"| dlib, mode={mode} | {top1:.3f} | {top5:.3f} | {speed:.2f} images/s |")
     classifier = EvaluationClassifier(num_classes=int(labels.max()) + 1, channels=1, image_size=32)
     report = classifier.fit(faces, labels, epochs=args.epochs)
-    print(f"| evaluation classifier (held out) | {report.val_top1:.3f} | {report.val_top5:.3f} | {report.seconds:.1f} s training |")
+    print(
+        f"| evaluation classifier (held out) | {report.val_top1:.3f} | {report.val_top5:.3f} | {report.seconds:.1f} s training |"
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ def load_faces(root: Path, size: int = FACE_SIZE) -> tuple[torch.Tensor, list[st
 
     Files OpenCV cannot decode (Yale B ships some junk beside its images) are left out."""
     if not root.is_dir():
-        raise SystemExit(f"face folder {root} not found (set HYBRIDMASK_SHARED_DATA to the folder holding orl/ and yaleb/)")
+        raise SystemExit(
+            f"face folder {root} not found (set HYBRIDMASK_SHARED_DATA to the folder holding orl/ and yaleb/)"
+        )
     faces, identities = [], []
     for path in sorted(root.glob("*/*.pgm")):
         image = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)

@@ -27,9 +27,9 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 if __package__ in (None, ""):  # run as a file: put the repository first, so `masking` is the package, not this file
     sys.path[0] = str(Path(__file__).resolve().parents[1])
@@ -156,7 +156,10 @@ def check_baselines_agree(images: torch.Tensor) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--batch-size", type=int, default=128, help="images per batch for hybridmask and the copy (default: %(default)s)"
+        "--batch-size",
+        type=int,
+        default=128,
+        help="images per batch for hybridmask and the copy (default: %(default)s)",
     )
     parser.add_argument("--threads", type=int, default=2, help="torch and OpenCV threads (default: %(default)s)")
     parser.add_argument("--ratio", type=float, default=DEFAULT_MASKING_RATIO, help="masking ratio")
@@ -199,14 +202,20 @@ def main() -> None:
             "load_average_after": load_after,
         },
     }
-    print(f"{args.threads} threads, ratio {args.ratio:g} ({masker.num_kept} of 192 channels kept), MixUp k={args.k}; "
-          f"{source}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after")
+    print(
+        f"{args.threads} threads, ratio {args.ratio:g} ({masker.num_kept} of 192 channels kept), MixUp k={args.k}; "
+        f"{source}; load average {load_before[0]:.2f} before, {load_after[0]:.2f} after"
+    )
     print(f"{'pipeline':36} {'batch':>5} {'images/s (median)':>18} {'best':>10} {'hybridmask is':>14}")
     for name, result in results.items():
-        print(f"{name:36} {result['batch_size']:>5} {result['median']:>18.1f} {result['best']:>10.1f} "
-              f"{ours / result['median']:>13.2f}x")
+        print(
+            f"{name:36} {result['batch_size']:>5} {result['median']:>18.1f} {result['best']:>10.1f} "
+            f"{ours / result['median']:>13.2f}x"
+        )
     for goal, target in GOALS.items():
-        print(f"{goal:26} {summary[goal]:>10.2f}   goal >= {target:g}: {'met' if summary[goal] >= target else 'NOT met'}")
+        print(
+            f"{goal:26} {summary[goal]:>10.2f}   goal >= {target:g}: {'met' if summary[goal] >= target else 'NOT met'}"
+        )
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
 

@@ -37,7 +37,9 @@ def split_halves(identities: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
     return train_mask, ~train_mask
 
 
-def ridge_probe_accuracy(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor) -> float:
+def ridge_probe_accuracy(
+    train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor, test_y: torch.Tensor
+) -> float:
     """Top-1 accuracy of one-vs-all ridge regression (dual form, regularisation 0.1 x mean kernel diagonal)."""
     train_x, test_x = train_x.flatten(1).double(), test_x.flatten(1).double()
     mean, std = train_x.mean(dim=0), train_x.std(dim=0).clamp_min(1e-8)
@@ -56,12 +58,20 @@ def measure(name: str, root: Path, ratios: list[float]) -> list[dict]:
     labels = torch.tensor([names.index(n) for n in identities])
     train, test = split_halves(identities)
     energy = channel_energy(to_frequency(faces))
-    rows = [{"dataset": name, "ratio": None, "images": len(faces), "probe_accuracy": ridge_probe_accuracy(
-        faces[train], labels[train], faces[test], labels[test])}]
+    rows = [
+        {
+            "dataset": name,
+            "ratio": None,
+            "images": len(faces),
+            "probe_accuracy": ridge_probe_accuracy(faces[train], labels[train], faces[test], labels[test]),
+        }
+    ]
     for ratio in ratios:
         selection = select_channels(energy, ratio, num_planes=1)
         masker = FrequencyMasker.fit(faces[train], DEMO_KEY, ratio)
-        accuracy = ridge_probe_accuracy(masker.mask(faces[train]), labels[train], masker.mask(faces[test]), labels[test])
+        accuracy = ridge_probe_accuracy(
+            masker.mask(faces[train]), labels[train], masker.mask(faces[test]), labels[test]
+        )
         rows.append(
             {
                 "dataset": name,

@@ -16,12 +16,12 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 (after choosing the file-only backend)
+import matplotlib.pyplot as plt
 
-from benchmarks.faces import DEMO_KEY, ORL_DIR, REPO_ROOT, load_faces  # noqa: E402
-from masking.masker import FrequencyMasker  # noqa: E402
-from masking.ppfr import DEFAULT_MASKING_RATIO  # noqa: E402
-from masking.render import render_client_view, render_server_view, stretch_contrast  # noqa: E402
+from benchmarks.faces import DEMO_KEY, ORL_DIR, REPO_ROOT, load_faces
+from masking.masker import FrequencyMasker
+from masking.ppfr import DEFAULT_MASKING_RATIO
+from masking.render import render_client_view, render_server_view, stretch_contrast
 
 RATIOS = (0.2, DEFAULT_MASKING_RATIO, 0.8)
 
@@ -30,7 +30,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "masking_rendering.png")
     parser.add_argument("--person", default="s1", help="ORL folder of the person shown (default: %(default)s)")
-    parser.add_argument("--image", type=int, default=1, help="which of the person's images, 1-10 (default: %(default)s)")
+    parser.add_argument(
+        "--image", type=int, default=1, help="which of the person's images, 1-10 (default: %(default)s)"
+    )
     args = parser.parse_args()
 
     faces, identities = load_faces(ORL_DIR)

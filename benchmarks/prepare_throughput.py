@@ -11,12 +11,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipelines.prepare import PrepareOptions, prepare_folder
+from pipelines.data.prepare import PrepareConfig, prepare_folder
 
 DEFAULT_SOURCE = Path(__file__).resolve().parents[2] / "shared" / "data" / "yaleb" / "CroppedYale"
 
 
-def measure(source: Path, options: PrepareOptions, workers: int) -> tuple[float, dict]:
+def measure(source: Path, options: PrepareConfig, workers: int) -> tuple[float, dict]:
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         manifest = prepare_folder(source, Path(folder) / "out", options, workers=workers)
@@ -28,11 +28,16 @@ def main() -> None:
     parser.add_argument("--source", type=Path, default=DEFAULT_SOURCE)
     parser.add_argument("--align", action="store_true", help="also time --align (dlib), serial and 2 workers")
     args = parser.parse_args()
-    runs = [("size 112", PrepareOptions(), 1), ("size 112, 2 workers", PrepareOptions(), 2),
-            ("size 32", PrepareOptions(size=32), 1)]
+    runs = [
+        ("size 112", PrepareConfig(), 1),
+        ("size 112, 2 workers", PrepareConfig(), 2),
+        ("size 32", PrepareConfig(size=32), 1),
+    ]
     if args.align:
-        runs += [("size 112 --align", PrepareOptions(align=True), 1),
-                 ("size 112 --align, 2 workers", PrepareOptions(align=True), 2)]
+        runs += [
+            ("size 112 --align", PrepareConfig(align=True), 1),
+            ("size 112 --align, 2 workers", PrepareConfig(align=True), 2),
+        ]
     print(f"{'configuration':32} {'seconds':>8} {'files/s':>9} {'images/s':>9} {'ratio':>6}")
     baseline = None
     for name, options, workers in runs:

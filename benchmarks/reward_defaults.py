@@ -16,19 +16,23 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import itertools
 
-from rl_env.env_config import DEFAULT_CANDIDATE_SET  # noqa: E402
-from rl_env.reward import DEFAULT_LOSS_WEIGHT, DEFAULT_UTILITY_PENALTY, window_reward  # noqa: E402
-from rl_env.standin import StandInSurface  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+
+from rl_env.env_config import DEFAULT_CANDIDATE_SET
+from rl_env.reward import DEFAULT_LOSS_WEIGHT, DEFAULT_UTILITY_PENALTY, window_reward
+from rl_env.standin import StandInSurface
 
 SHOWN_PENALTIES = (0.0, 0.25, 0.5, DEFAULT_UTILITY_PENALTY, 2.0)
 
 
 def standin_losses(surface: StandInSurface, candidate_set) -> dict[int, tuple[float, float]]:
     """k -> (expected mixed loss at the start of training, clean validation rise above the reference)."""
-    return {k: (surface.expected_mixed_loss(k, 0.0), surface.clean_val_loss(k) - surface.clean_floor) for k in candidate_set}
+    return {
+        k: (surface.expected_mixed_loss(k, 0.0), surface.clean_val_loss(k) - surface.clean_floor) for k in candidate_set
+    }
 
 
 def measured_losses(path: Path) -> dict[int, tuple[float, float]]:
@@ -61,11 +65,13 @@ def draw(losses: dict[int, tuple[float, float]], source: str, out: Path) -> None
 
     grid = np.linspace(0.0, 2.5, 501)
     right.step(grid, [best_k(losses, p) for p in grid], where="post")
-    switches = [p for a, p in zip(grid, grid[1:]) if best_k(losses, a) != best_k(losses, p)]
+    switches = [p for a, p in itertools.pairwise(grid) if best_k(losses, a) != best_k(losses, p)]
     for p in switches:
         right.axvline(p, color="grey", linestyle=":", linewidth=1)
         right.annotate(f"λ={p:.2f}", (p, ks[0]), xytext=(3, 3), textcoords="offset points", fontsize=8)
-    right.axvline(DEFAULT_UTILITY_PENALTY, color="black", linestyle="--", label=f"default λ = {DEFAULT_UTILITY_PENALTY:g}")
+    right.axvline(
+        DEFAULT_UTILITY_PENALTY, color="black", linestyle="--", label=f"default λ = {DEFAULT_UTILITY_PENALTY:g}"
+    )
     right.set(xlabel="utility penalty λ", ylabel="best k", yticks=ks)
     right.set_title("best k against λ (dotted: where it changes)")
     right.legend(fontsize=8)

@@ -12,7 +12,6 @@ microseconds. Side by side in one process, Ray started once.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
 import numpy as np
@@ -55,7 +54,12 @@ def main() -> None:
     parser.add_argument("--max-iterations", type=int, default=40)
     args = parser.parse_args()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    columns = ["build s", *(f"{c} to {t}" for t in THRESHOLDS for c in ("iters", "train s")), "ms/window", "final p(k*)"]
+    columns = [
+        "build s",
+        *(f"{c} to {t}" for t in THRESHOLDS for c in ("iters", "train s")),
+        "ms/window",
+        "final p(k*)",
+    ]
     print("| algorithm | seed | " + " | ".join(columns) + " |")
     print("|---" * (len(columns) + 2) + "|")
     summary = {}

@@ -21,14 +21,14 @@ import torch
 from benchmarks.faces import DEMO_KEY
 from masking.masker import FrequencyMasker
 from masking.ppfr import DEFAULT_MASKING_RATIO
-from pipelines.synth import generate_faces
+from pipelines.data.synth import generate_faces
 from trainers.config import TrainConfig
 from trainers.config_io import load_config
 from trainers.dataset_info import DatasetInfo
-from trainers.loop import build_optimiser, train_step
+from trainers.loop import build_optimizer, train_step
 from trainers.model import build_face_model
 
-DEFENCES = (("none", 1), ("ppfr_fd", 1), ("mixup", 2), ("hybrid_fixed", 2), ("hybrid_fixed", 4))
+DEFENSES = (("none", 1), ("ppfr_fd", 1), ("mixup", 2), ("hybrid_fixed", 2), ("hybrid_fixed", 4))
 
 
 def shard_batches(images: np.ndarray, labels: np.ndarray, masker: FrequencyMasker) -> dict[str, dict]:
@@ -73,41 +73,77 @@ def main() -> None:
     image_batch = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
     masker = FrequencyMasker.fit(image_batch, DEMO_KEY, DEFAULT_MASKING_RATIO)
     batches = shard_batches(images, labels.astype(np.int64), masker)
-    masking_ms_per_image = statistics.median(_seconds(lambda: masker.mask(image_batch)) for _ in range(6)) * 1000 / len(images)
+    masking_ms_per_image = (
+        statistics.median(_seconds(lambda: masker.mask(image_batch)) for _ in range(6)) * 1000 / len(images)
+    )
 
     runs = {}
-    for name, k in DEFENCES:
-        config: TrainConfig = load_config(TrainConfig, None, [f"defense.name={name}", f"defense.k={k}", f"model.backbone={args.backbone}", f"optim.batch_size={args.batch}"])
+    for name, k in DEFENSES:
+        config: TrainConfig = load_config(
+            TrainConfig,
+            None,
+            [
+                f"defense.name={name}",
+                f"defense.k={k}",
+                f"model.backbone={args.backbone}",
+                f"optim.batch_size={args.batch}",
+            ],
+        )
         representation = "images" if config.uses_pixels else "masked"
         channels = 3 if config.uses_pixels else len(masker.selection.kept)
-        info = DatasetInfo("", representation, channels, args.size if config.uses_pixels else args.size // 8, args.batch // 2, len(images), True)
+        info = DatasetInfo(
+            "",
+            representation,
+            channels,
+            args.size if config.uses_pixels else args.size // 8,
+            args.batch // 2,
+            len(images),
+            True,
+        )
         model = build_face_model(config, info).train()
-        runs[f"{name}" + (f" k={k}" if k > 1 else "")] = (model, build_optimiser(config, model), batches[representation], representation, k)
+        runs[f"{name}" + (f" k={k}" if k > 1 else "")] = (
+            model,
+            build_optimizer(config, model),
+            batches[representation],
+            representation,
+            k,
+        )
 
     generator, device = torch.Generator().manual_seed(0), torch.device("cpu")
     timings: dict[str, list[float]] = {label: [] for label in runs}
     for round_index in range(args.rounds + 1):  # round 0 warms up and is not counted
-        for label, (model, optimiser, batch, representation, k) in runs.items():
+        for label, (model, optimizer, batch, representation, k) in runs.items():
             started = time.perf_counter()
             for _ in range(args.steps):
-                train_step(model, optimiser, batch, representation, k, 1.0, generator, device)
+                train_step(model, optimizer, batch, representation, k, 1.0, generator, device)
             if round_index:
                 timings[label].append((time.perf_counter() - started) * 1000 / args.steps)
 
     baseline = statistics.median(timings["none"])
     rows = [
-        {"defence": label, "input": runs[label][3], "step_ms": statistics.median(values), "ratio_vs_none": statistics.median(values) / baseline}
+        {
+            "defense": label,
+            "input": runs[label][3],
+            "step_ms": statistics.median(values),
+            "ratio_vs_none": statistics.median(values) / baseline,
+        }
         for label, values in timings.items()
     ]
-    print(f"train step, backbone {args.backbone}, batch {args.batch}, {args.size}x{args.size} RGB, {args.threads} threads "
-          f"(median of {args.rounds} rounds x {args.steps} steps)")
+    print(
+        f"train step, backbone {args.backbone}, batch {args.batch}, {args.size}x{args.size} RGB, {args.threads} threads "
+        f"(median of {args.rounds} rounds x {args.steps} steps)"
+    )
     print(f"{'defence':18s} {'input':8s} {'ms/step':>8s} {'÷ none':>7s}")
     for row in rows:
-        print(f"{row['defence']:18s} {row['input']:8s} {row['step_ms']:8.1f} {row['ratio_vs_none']:7.2f}")
-    print(f"client-side masking (not in the step): {masking_ms_per_image:.2f} ms per image, ratio {DEFAULT_MASKING_RATIO}")
+        print(f"{row['defense']:18s} {row['input']:8s} {row['step_ms']:8.1f} {row['ratio_vs_none']:7.2f}")
+    print(
+        f"client-side masking (not in the step): {masking_ms_per_image:.2f} ms per image, ratio {DEFAULT_MASKING_RATIO}"
+    )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"rows": rows, "masking_ms_per_image": masking_ms_per_image, "settings": vars(args)}, handle, indent=2)
+            json.dump(
+                {"rows": rows, "masking_ms_per_image": masking_ms_per_image, "settings": vars(args)}, handle, indent=2
+            )
 
 
 if __name__ == "__main__":

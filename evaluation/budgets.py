@@ -12,15 +12,14 @@ from dataclasses import dataclass, field
 
 import torch
 
-from masking.errors import InputError
+from common.errors import InputError
 from trainers.config_io import apply_overrides, from_dict, to_dict
-
 
 _MAY_BE_ZERO = {"seed", "prior_weight"}
 
 
 @dataclass
-class RecoveryBudget:
+class RecoveryBudgetConfig:
     steps: int = 400  # decoder training steps
     batch_size: int = 16
     width: int = 16  # channels of the U-Net's first stage (doubling per stage)
@@ -28,7 +27,7 @@ class RecoveryBudget:
 
 
 @dataclass
-class WhiteboxBudget:
+class WhiteboxBudgetConfig:
     gan_steps: int = 1500  # generator and discriminator updates on the public faces
     gan_batch_size: int = 32
     gan_width: int = 16
@@ -40,7 +39,7 @@ class WhiteboxBudget:
 
 
 @dataclass
-class BlackboxBudget:
+class BlackboxBudgetConfig:
     steps: int = 600  # inversion-network training steps
     batch_size: int = 32
     width: int = 16
@@ -48,14 +47,14 @@ class BlackboxBudget:
 
 
 @dataclass
-class EvaluatorBudget:
+class EvaluatorBudgetConfig:
     classifier_epochs: int = 30
     classifier_size: int = 32  # the evaluation classifier's input side
-    f1_mode: str = "detect_or_full"
+    dlib_mode: str = "detect_or_full"
 
 
 @dataclass
-class AttackBudgets:
+class BudgetConfig:
     """Budgets of every attack and evaluator.
 
     max_targets: private images attacked (recovery, black-box, the renderings); max_identities: private
@@ -71,24 +70,28 @@ class AttackBudgets:
     work_size: int | None = 32
     device: str = "auto"
     threads: int | None = None
-    recovery: RecoveryBudget = field(default_factory=RecoveryBudget)
-    whitebox: WhiteboxBudget = field(default_factory=WhiteboxBudget)
-    blackbox: BlackboxBudget = field(default_factory=BlackboxBudget)
-    evaluator: EvaluatorBudget = field(default_factory=EvaluatorBudget)
+    recovery: RecoveryBudgetConfig = field(default_factory=RecoveryBudgetConfig)
+    whitebox: WhiteboxBudgetConfig = field(default_factory=WhiteboxBudgetConfig)
+    blackbox: BlackboxBudgetConfig = field(default_factory=BlackboxBudgetConfig)
+    evaluator: EvaluatorBudgetConfig = field(default_factory=EvaluatorBudgetConfig)
 
     def validate(self) -> None:
         for section in (self, self.recovery, self.whitebox, self.blackbox, self.evaluator):
             for item in dataclasses.fields(section):
                 value = getattr(section, item.name)
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    if value < 0 or (value == 0 and item.name not in _MAY_BE_ZERO):
-                        raise InputError(f"budget {item.name} = {value}: must be positive")
-        if self.evaluator.f1_mode not in ("full", "detect_or_full"):
-            raise InputError(f"budget evaluator.f1_mode = {self.evaluator.f1_mode!r}: choose 'full' or 'detect_or_full'")
+                is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                if is_number and (value < 0 or (value == 0 and item.name not in _MAY_BE_ZERO)):
+                    raise InputError(f"budget {item.name} = {value}: must be positive")
+        if self.evaluator.dlib_mode not in ("full", "detect_or_full"):
+            raise InputError(
+                f"budget evaluator.dlib_mode = {self.evaluator.dlib_mode!r}: choose 'full' or 'detect_or_full'"
+            )
         if self.evaluator.classifier_size < 16:
             raise InputError("budget evaluator.classifier_size must be 16 or more")
         if self.work_size is not None and (self.work_size < 16 or self.work_size % 16):
-            raise InputError(f"budget work_size = {self.work_size}: use a multiple of 16 (e.g. 32 or 64), or null for the faces' size")
+            raise InputError(
+                f"budget work_size = {self.work_size}: use a multiple of 16 (e.g. 32 or 64), or null for the faces' size"
+            )
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda", "mps")):
             raise InputError(f"budget device = {self.device!r}: use auto, cpu or cuda[:N]")
 
@@ -102,24 +105,28 @@ class AttackBudgets:
         return torch.device(self.device)
 
 
-PRESETS: dict[str, AttackBudgets] = {
-    "small": AttackBudgets(),
-    "paper": AttackBudgets(
+PRESETS: dict[str, BudgetConfig] = {
+    "small": BudgetConfig(),
+    "paper": BudgetConfig(
         max_targets=100_000,  # every private image
         max_identities=100_000,  # every private identity
         work_size=None,  # the faces' own size
-        recovery=RecoveryBudget(steps=5000, batch_size=64, width=48),
-        whitebox=WhiteboxBudget(gan_steps=20000, gan_batch_size=64, gan_width=64, inversion_steps=1000, restarts=16),
-        blackbox=BlackboxBudget(steps=8000, batch_size=64, width=64),
-        evaluator=EvaluatorBudget(classifier_epochs=60, classifier_size=64),
+        recovery=RecoveryBudgetConfig(steps=5000, batch_size=64, width=48),
+        whitebox=WhiteboxBudgetConfig(
+            gan_steps=20000, gan_batch_size=64, gan_width=64, inversion_steps=1000, restarts=16
+        ),
+        blackbox=BlackboxBudgetConfig(steps=8000, batch_size=64, width=64),
+        evaluator=EvaluatorBudgetConfig(classifier_epochs=60, classifier_size=64),
     ),
 }
 
 
-def load_budgets(preset: str = "small", overrides: list[str] | None = None) -> AttackBudgets:
+def load_budgets(preset: str = "small", overrides: list[str] | None = None) -> BudgetConfig:
     """A preset with `key=value` overrides (e.g. "recovery.steps=2000", "device=cuda"), validated."""
     if preset not in PRESETS:
         raise InputError(f"unknown budget {preset!r}; choose one of {sorted(PRESETS)}")
-    budgets = from_dict(AttackBudgets, apply_overrides(to_dict(PRESETS[preset]), list(overrides or [])), prefix="budget.")
+    budgets = from_dict(
+        BudgetConfig, apply_overrides(to_dict(PRESETS[preset]), list(overrides or [])), prefix="budget."
+    )
     budgets.validate()
     return budgets

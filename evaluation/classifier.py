@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from common.errors import InputError
 from evaluation.images import ImageBatch, as_float_nhwc
-from masking.errors import InputError
 
 _WIDTHS = (32, 64, 128)  # three VGG stages of two 3x3 convolutions each
 _SHIFT_PIXELS = 4  # random translation of the augmentation, at the classifier's input size
@@ -45,7 +45,11 @@ class _VGGStyleNet(nn.Module):
         previous = channels
         for width in _WIDTHS:
             for _ in range(2):
-                layers += [nn.Conv2d(previous, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+                layers += [
+                    nn.Conv2d(previous, width, 3, padding=1, bias=False),
+                    nn.BatchNorm2d(width),
+                    nn.ReLU(inplace=True),
+                ]
                 previous = width
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
@@ -113,7 +117,12 @@ class EvaluationClassifier:
 
     def state_dict(self) -> dict:
         """Weights plus the constructor arguments, loadable with torch.load(weights_only=True)."""
-        config = {"num_classes": self.num_classes, "channels": self.channels, "image_size": self.image_size, "seed": self.seed}
+        config = {
+            "num_classes": self.num_classes,
+            "channels": self.channels,
+            "image_size": self.image_size,
+            "seed": self.seed,
+        }
         return {"config": config, "weights": self.network.state_dict()}
 
     def save(self, path: str | Path) -> None:
@@ -167,7 +176,7 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
     train, val = [], []
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
-        held_out = min(int(round(val_fraction * len(members))), len(members) - 1)
+        held_out = min(round(val_fraction * len(members)), len(members) - 1)
         val.extend(members[:held_out])
         train.extend(members[held_out:])
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))

@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from evaluation.budgets import AttackBudgets
+from common.errors import InputError
+from evaluation.budgets import BudgetConfig
 from evaluation.evaluators import Judges
 from evaluation.figures import GridImages
 from evaluation.measures import AttackOutcome
@@ -32,8 +33,7 @@ from evaluation.run_attacks import (
     torch_threads,
 )
 from evaluation.run_data import check_run_dir, load_run, prepared_folder_of, read_summary
-from evaluation.server_view import DefenceSettings, ServerTargets, build_server_targets, server_renderings
-from masking.errors import InputError
+from evaluation.server_view import PublicDefenseConfig, ServerTargets, build_server_targets, server_renderings
 from trainers.checkpoints import MODEL_FILE
 from trainers.config_io import from_dict
 
@@ -59,7 +59,9 @@ def evaluate_runs(
     say = progress or (lambda message: None)
     reports = []
     for folder in folders:
-        reports.append(evaluate_run(folder, baseline_accuracy, caches or AttackCaches(folder / ATTACKS_DIR / CACHE_DIR), say))
+        reports.append(
+            evaluate_run(folder, baseline_accuracy, caches or AttackCaches(folder / ATTACKS_DIR / CACHE_DIR), say)
+        )
         say(f"{folder.name}: report written ({folder / 'report.md'})")
     if len(reports) > 1:
         target = Path(out_dir) if out_dir is not None else Path(os.path.commonpath([str(f.resolve()) for f in folders]))
@@ -71,7 +73,9 @@ def evaluate_runs(
 def check_attacked(run_dir: str | Path) -> Path:
     folder = check_run_dir(run_dir)
     if not read_attack_records(folder):
-        raise InputError(f"{folder} has no attack outputs in {folder / ATTACKS_DIR}; run `hybridmask attack {folder}` first")
+        raise InputError(
+            f"{folder} has no attack outputs in {folder / ATTACKS_DIR}; run `hybridmask attack {folder}` first"
+        )
     return folder
 
 
@@ -80,7 +84,9 @@ def find_baseline(folders: Sequence[Path], baseline: str | Path | None) -> Path:
     if baseline is not None:
         candidate = check_run_dir(baseline)
         if read_summary(candidate)["defense"] != "none":
-            raise InputError(f"--baseline {candidate} is a {read_summary(candidate)['defense']!r} run; give the unprotected (`none`) run")
+            raise InputError(
+                f"--baseline {candidate} is a {read_summary(candidate)['defense']!r} run; give the unprotected (`none`) run"
+            )
         return candidate
     unprotected = [folder for folder in folders if read_summary(folder)["defense"] == "none"]
     if len(unprotected) != 1:
@@ -111,13 +117,14 @@ def evaluate_run(run_dir: Path, baseline_accuracy: float, caches: AttackCaches, 
     budgets = budgets_of(records, run_dir)
     with torch_threads(budgets.threads):
         run = load_run(run_dir)
-        defence = DefenceSettings.from_run(run)
+        defense = PublicDefenseConfig.from_run(run)
         say(f"{run_dir.name}: evaluators and renderings of the server view")
         judges = caches.judges.judges(run.private, budgets.evaluator, budgets.seed)
-        targets = build_server_targets(run, defence, budgets.max_targets, budgets.seed)
-        renderings = server_renderings(targets, defence)
+        targets = build_server_targets(run, defense, budgets.max_targets, budgets.seed)
+        renderings = server_renderings(targets, defense)
         rendering_outcomes = {
-            name: judges.evaluator.outcome(images, targets.labels, targets.original_indices) for name, images in renderings.items()
+            name: judges.evaluator.outcome(images, targets.labels, targets.original_indices)
+            for name, images in renderings.items()
         }
         attacks: dict[str, dict[str, AttackOutcome]] = {}
         for record in records:
@@ -129,17 +136,19 @@ def evaluate_run(run_dir: Path, baseline_accuracy: float, caches: AttackCaches, 
         verification_accuracy=float(run.summary["verification_accuracy"]),
         baseline_verification_accuracy=baseline_accuracy,
         synthetic_data=run.synthetic_data,
-        settings=report_settings(run_dir, defence, judges, budgets, records, run.summary),
+        settings=report_settings(run_dir, defense, judges, budgets, records, run.summary),
     )
     write_run_report(report, run_dir, grid_images(run_dir, run.private.images, targets, renderings, records))
     return report
 
 
-def budgets_of(records: Sequence[dict[str, Any]], run_dir: Path) -> AttackBudgets:
+def budgets_of(records: Sequence[dict[str, Any]], run_dir: Path) -> BudgetConfig:
     budgets = {repr(sorted(record["budget"].items())) for record in records}
     if len(budgets) != 1:
-        raise InputError(f"the attack outputs in {run_dir / ATTACKS_DIR} were made with different budgets; re-run `hybridmask attack` for all")
-    return from_dict(AttackBudgets, records[0]["budget"])
+        raise InputError(
+            f"the attack outputs in {run_dir / ATTACKS_DIR} were made with different budgets; re-run `hybridmask attack` for all"
+        )
+    return from_dict(BudgetConfig, records[0]["budget"])
 
 
 def record_outcome(run_dir: Path, record: dict[str, Any], judges: Judges) -> AttackOutcome:
@@ -149,30 +158,41 @@ def record_outcome(run_dir: Path, record: dict[str, Any], judges: Judges) -> Att
         return AttackOutcome.from_dict(values)
     saved = read_reconstructions(run_dir, record)
     indices = saved["original_indices"]
-    return judges.evaluator.outcome(saved["reconstructions"].transpose(0, 2, 3, 1), saved["labels"], None if (indices < 0).all() else indices)
+    return judges.evaluator.outcome(
+        saved["reconstructions"].transpose(0, 2, 3, 1), saved["labels"], None if (indices < 0).all() else indices
+    )
 
 
 def report_settings(
     run_dir: Path,
-    defence: DefenceSettings,
+    defense: PublicDefenseConfig,
     judges: Judges,
-    budgets: AttackBudgets,
+    budgets: BudgetConfig,
     records: Sequence[dict[str, Any]],
     summary: dict[str, Any],
 ) -> dict[str, Any]:
     return {
         "run_dir": str(run_dir),
-        "defence": defence.summary(),
-        "evaluators": {**judges.check.to_dict(), "f1_weak": judges.check.f1_is_weak},
-        "attack_budget": {name: getattr(budgets, name) for name in ("max_targets", "max_identities", "seed", "work_size")},
+        "defense": defense.summary(),
+        "evaluators": {**judges.check.to_dict(), "dlib_weak": judges.check.dlib_is_weak},
+        "attack_budget": {
+            name: getattr(budgets, name) for name in ("max_targets", "max_identities", "seed", "work_size")
+        },
         "attack_seconds": {f"{r['attack']}/{r['key_setting']}": round(r["seconds"], 1) for r in records},
         "attack_knowledge": {f"{r['attack']}/{r['key_setting']}": r["knowledge"]["masker"] for r in records},
-        "training": {name: summary.get(name) for name in ("epochs", "backbone", "identities", "train_images", "tar_at_far_1e-3", "mean_k")},
+        "training": {
+            name: summary.get(name)
+            for name in ("epochs", "backbone", "identities", "train_images", "tar_at_far_1e-3", "mean_k")
+        },
     }
 
 
 def grid_images(
-    run_dir: Path, originals: torch.Tensor, targets: ServerTargets, renderings: dict[str, torch.Tensor], records: Sequence[dict[str, Any]]
+    run_dir: Path,
+    originals: torch.Tensor,
+    targets: ServerTargets,
+    renderings: dict[str, torch.Tensor],
+    records: Sequence[dict[str, Any]],
 ) -> GridImages:
     """One row per identity (the first target of each of the first GRID_ROWS identities): original | server
     view | each attack's reconstruction of that target (or of that person, for identity-level attacks). Only
@@ -182,17 +202,23 @@ def grid_images(
     for record, saved in zip(records, saved_sets):
         if record["targets"]["kind"] == "identities":
             shown &= set(saved["labels"].tolist())
-    first_rows = [int(np.flatnonzero(targets.labels.numpy() == label)[0]) for label in dict.fromkeys(targets.labels.tolist())]
+    first_rows = [
+        int(np.flatnonzero(targets.labels.numpy() == label)[0]) for label in dict.fromkeys(targets.labels.tolist())
+    ]
     rows = [row for row in first_rows if int(targets.labels[row]) in shown][:GRID_ROWS]
     if not rows:
-        raise InputError(f"no person was attacked by every attack in {run_dir / ATTACKS_DIR}; re-run `hybridmask attack`")
+        raise InputError(
+            f"no person was attacked by every attack in {run_dir / ATTACKS_DIR}; re-run `hybridmask attack`"
+        )
     labels = targets.labels[rows]
     columns = {}
     for record, saved in zip(records, saved_sets):
         if record["targets"]["kind"] == "images":
             picked = saved["reconstructions"][rows]
         else:
-            picked = np.stack([saved["reconstructions"][np.flatnonzero(saved["labels"] == label)[0]] for label in labels.tolist()])
+            picked = np.stack(
+                [saved["reconstructions"][np.flatnonzero(saved["labels"] == label)[0]] for label in labels.tolist()]
+            )
         columns[f"{record['attack']} (key {record['key_setting']})"] = picked.transpose(0, 2, 3, 1)
     return GridImages(
         originals=originals[targets.original_indices[rows]],

@@ -1,10 +1,10 @@
-"""The judges of a run, built once per private set: F1's gallery, the evaluation classifier, and how well each
+"""The judges of a run, built once per private set: dlib's gallery, the evaluation classifier, and how well each
 identifies untouched originals (a judge that cannot name real photos of a person proves nothing about
 reconstructions of them).
 
-F1 check: the private originals of each person are split in half; one half is the gallery and the other half
+dlib check: the private originals of each person are split in half; one half is the gallery and the other half
 the probes. The classifier's check is its held-out top-1 (30% of each person's originals). Both are reported
-beside S2 and S4, so a reader sees when F1 is weak (as on synthetic faces, which dlib was never trained on) and
+beside S2 and S4, so a reader sees when dlib is weak (as on synthetic faces, which dlib was never trained on) and
 the classifier columns are the signal to read.
 
 Built judges are cached in memory and, given a folder, on disk (descriptors, classifier weights and the check,
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from evaluation.budgets import EvaluatorBudget
+from evaluation.budgets import EvaluatorBudgetConfig
 from evaluation.classifier import EvaluationClassifier, stratified_split
 from evaluation.identification import DlibFaceDescriptor, IdentificationGallery
 from evaluation.measures import TOP_K, topk_rates
@@ -30,15 +30,15 @@ from evaluation.run_data import LabelledImages
 
 WEAK_EVALUATOR_TOP1 = 0.9
 """Below this top-1 on untouched originals a judge misses photos it should name, so its rates on reconstructions
-understate what they reveal (F1 names 100% of held-out ORL photos and about 75% of synthetic ones)."""
+understate what they reveal (dlib names 100% of held-out ORL photos and about 75% of synthetic ones)."""
 
 
 @dataclass(frozen=True)
 class EvaluatorCheck:
     """Top-1 / top-5 of each judge on held-out private originals; chance_top1 = 1 / number of identities."""
 
-    f1_top1: float
-    f1_top5: float
+    dlib_top1: float
+    dlib_top5: float
     classifier_top1: float
     classifier_top5: float
     chance_top1: float
@@ -48,8 +48,8 @@ class EvaluatorCheck:
         return asdict(self)
 
     @property
-    def f1_is_weak(self) -> bool:
-        return self.f1_top1 < WEAK_EVALUATOR_TOP1
+    def dlib_is_weak(self) -> bool:
+        return self.dlib_top1 < WEAK_EVALUATOR_TOP1
 
 
 @dataclass
@@ -59,28 +59,30 @@ class Judges:
     fingerprint: str  # names the private set and evaluator budget the judges were built from
 
 
-def f1_check(descriptors: np.ndarray, labels: np.ndarray, seed: int) -> tuple[float, float]:
-    """F1's top-1 / top-5 with half of each person's originals as gallery and the other half as probes."""
+def dlib_check(descriptors: np.ndarray, labels: np.ndarray, seed: int) -> tuple[float, float]:
+    """dlib's top-1 / top-5 with half of each person's originals as gallery and the other half as probes."""
     gallery, probes = stratified_split(labels, 0.5, seed)
     ranked = IdentificationGallery(descriptors[gallery], labels[gallery]).identify(descriptors[probes], TOP_K)
     top1, top5 = topk_rates(ranked, labels[probes])
     return top1, top5
 
 
-def build_judges(private: LabelledImages, budget: EvaluatorBudget, seed: int) -> Judges:
+def build_judges(private: LabelledImages, budget: EvaluatorBudgetConfig, seed: int) -> Judges:
     labels = private.labels.numpy()
-    descriptor = DlibFaceDescriptor(mode=budget.f1_mode)  # type: ignore[arg-type]
+    descriptor = DlibFaceDescriptor(mode=budget.dlib_mode)  # type: ignore[arg-type]
     descriptors = descriptor.describe(private.images)
     classifier = EvaluationClassifier(int(labels.max()) + 1, private.images.shape[1], budget.classifier_size, seed)
     fit = classifier.fit(private.images, labels, epochs=budget.classifier_epochs)
-    f1_top1, f1_top5 = f1_check(descriptors, labels, seed)
+    dlib_top1, dlib_top5 = dlib_check(descriptors, labels, seed)
     identities = len(np.unique(labels))
-    check = EvaluatorCheck(f1_top1, f1_top5, float(fit.val_top1 or 0.0), float(fit.val_top5 or 0.0), 1.0 / identities, identities)
+    check = EvaluatorCheck(
+        dlib_top1, dlib_top5, float(fit.val_top1 or 0.0), float(fit.val_top5 or 0.0), 1.0 / identities, identities
+    )
     evaluator = PrivacyEvaluator(private.images, labels, descriptor, classifier, gallery_descriptors=descriptors)
     return Judges(evaluator, check, judges_fingerprint(private, budget, seed))
 
 
-def judges_fingerprint(private: LabelledImages, budget: EvaluatorBudget, seed: int) -> str:
+def judges_fingerprint(private: LabelledImages, budget: EvaluatorBudgetConfig, seed: int) -> str:
     digest = hashlib.sha256(private.images.numpy().tobytes())
     digest.update(private.labels.numpy().tobytes())
     digest.update(repr((sorted(asdict(budget).items()), seed)).encode())
@@ -94,7 +96,7 @@ class JudgesCache:
     folder: Path | None = None
     _judges: dict[str, Judges] = field(default_factory=dict, repr=False)
 
-    def judges(self, private: LabelledImages, budget: EvaluatorBudget, seed: int) -> Judges:
+    def judges(self, private: LabelledImages, budget: EvaluatorBudgetConfig, seed: int) -> Judges:
         fingerprint = judges_fingerprint(private, budget, seed)
         if fingerprint in self._judges:
             return self._judges[fingerprint]
@@ -121,12 +123,12 @@ def _save(judges: Judges, path: Path) -> None:
     torch.save(state, path)
 
 
-def _load(path: Path, private: LabelledImages, budget: EvaluatorBudget, fingerprint: str) -> Judges:
+def _load(path: Path, private: LabelledImages, budget: EvaluatorBudgetConfig, fingerprint: str) -> Judges:
     saved = torch.load(path, map_location="cpu", weights_only=True)
     evaluator = PrivacyEvaluator(
         private.images,
         private.labels.numpy(),
-        DlibFaceDescriptor(mode=budget.f1_mode),  # type: ignore[arg-type]
+        DlibFaceDescriptor(mode=budget.dlib_mode),  # type: ignore[arg-type]
         EvaluationClassifier.from_state_dict(saved["classifier"]),
         gallery_descriptors=saved["descriptors"].numpy(),
     )

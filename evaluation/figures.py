@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING
 import matplotlib
 
 matplotlib.use("Agg")  # files only: no display on servers and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from evaluation.images import ImageBatch, as_float_nhwc  # noqa: E402
-from masking.errors import InputError  # noqa: E402
+from common.errors import InputError
+from evaluation.images import ImageBatch, as_float_nhwc
 
 if TYPE_CHECKING:
     from evaluation.report import RunReport
@@ -46,7 +46,10 @@ def save_reconstruction_grid(grid: GridImages, path: str | Path, title: str, max
         if len(images) < rows:
             raise InputError(f"grid column {name!r} has {len(images)} images for {rows} rows; give one per row")
     figure, axes = plt.subplots(
-        rows, len(panels), figsize=(_CELL_INCHES * len(panels), _CELL_INCHES * rows + 0.8), squeeze=False,
+        rows,
+        len(panels),
+        figsize=(_CELL_INCHES * len(panels), _CELL_INCHES * rows + 0.8),
+        squeeze=False,
         layout="constrained",
     )
     for column, (name, images) in enumerate(panels.items()):

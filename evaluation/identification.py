@@ -1,6 +1,6 @@
-"""The independent evaluator F1: dlib's pretrained ResNet face descriptor, and identification against a gallery.
+"""The independent evaluator: dlib's pretrained ResNet face descriptor, and identification against a gallery.
 
-F1 was trained by dlib's authors on millions of faces no part of this project touched, so it judges masked
+dlib was trained by dlib's authors on millions of faces no part of this project touched, so it judges masked
 renderings and attack reconstructions without any bias towards the defence or the attacks.
 
 Face boxes. Masked renderings, mixed images and many reconstructions contain no face dlib's detector can find,
@@ -24,8 +24,8 @@ from typing import Literal
 
 import numpy as np
 
+from common.errors import InputError
 from evaluation.images import ImageBatch, as_float_hwc_list, to_rgb, to_uint8
-from masking.errors import InputError
 
 DESCRIPTOR_DIMENSION = 128
 CHIP_SIZE = 150  # the input size dlib's ResNet was trained on
@@ -54,7 +54,7 @@ def dlib_model_dir() -> Path:
 
 
 class DlibFaceDescriptor:
-    """F1: 128-D dlib face descriptors of a batch of images (uint8 or float [0, 1], gray or RGB, any size)."""
+    """dlib: 128-D dlib face descriptors of a batch of images (uint8 or float [0, 1], gray or RGB, any size)."""
 
     def __init__(self, mode: DescriptorMode = "detect_or_full", model_dir: str | Path | None = None) -> None:
         import dlib  # imported here: loading dlib costs time that callers of other evaluators should not pay
@@ -82,7 +82,7 @@ class DlibFaceDescriptor:
         return np.concatenate(parts, axis=0).reshape(len(chips), DESCRIPTOR_DIMENSION)
 
     def chips(self, images: ImageBatch) -> list[np.ndarray]:
-        """The aligned 150x150 RGB uint8 chips the network sees (useful to check what F1 looked at)."""
+        """The aligned 150x150 RGB uint8 chips the network sees (useful to check what dlib looked at)."""
         return [self._chip(np.ascontiguousarray(to_uint8(to_rgb(image)))) for image in as_float_hwc_list(images)]
 
     def _chip(self, image: np.ndarray) -> np.ndarray:
@@ -146,7 +146,9 @@ class IdentificationGallery:
         if labels.shape != (count,):
             raise InputError(f"true labels: expected shape ({count},), got {labels.shape}")
         columns = np.searchsorted(self.identities, labels)
-        known = (columns < len(self.identities)) & (self.identities[np.minimum(columns, len(self.identities) - 1)] == labels)
+        known = (columns < len(self.identities)) & (
+            self.identities[np.minimum(columns, len(self.identities) - 1)] == labels
+        )
         if not known.all():
             raise InputError(
                 f"true labels {sorted(set(labels[~known].tolist()))[:5]} have no gallery image; "

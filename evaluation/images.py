@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from masking.errors import InputError
+from common.errors import InputError
 
 ImageBatch = np.ndarray | torch.Tensor | Sequence[np.ndarray]
 """A tensor [N, C, H, W], an array [N, H, W] or [N, H, W, C], or a list of [H, W] / [H, W, C] arrays."""
@@ -32,7 +32,9 @@ def as_float_nhwc(images: ImageBatch, name: str = "images") -> np.ndarray:
     elif isinstance(images, Sequence) and len(images) > 0 and all(isinstance(x, np.ndarray) for x in images):
         return _stack_same_size([as_float_nhwc(np.asarray(x)[None], name) for x in images], name)
     else:
-        raise InputError(f"{name}: expected a torch tensor, a numpy array or a list of arrays, got {type(images).__name__}")
+        raise InputError(
+            f"{name}: expected a torch tensor, a numpy array or a list of arrays, got {type(images).__name__}"
+        )
     if array.ndim != 4 or array.shape[0] == 0 or array.shape[-1] not in (1, 3):
         raise InputError(
             f"{name}: expected N>0 images of 1 or 3 channels as [N, H, W] / [N, H, W, C] arrays or [N, C, H, W] tensors, "

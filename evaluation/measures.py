@@ -1,9 +1,9 @@
 """The measures S1-S4 and the scores of DESIGN.md section 6, as pure functions over arrays and small dataclasses.
 
     S1 = 1 - SSIM(original, best visual rendering of the masked data), clipped to [0, 1]
-    S2 = 1 - top-1 identification rate of the renderings by F1
+    S2 = 1 - top-1 identification rate of the renderings by dlib
     S3 = 1 - SSIM(original, reconstruction), worst case over attacks (PSNR beside it), clipped to [0, 1]
-    S4 = 1 - top-1 attack accuracy by F1, worst case over attacks (top-5 and KNN distance beside it)
+    S4 = 1 - top-1 attack accuracy by dlib, worst case over attacks (top-5 and KNN distance beside it)
     score_pp  = alpha * (S1 + S2) / 2 + beta * (S3 + S4) / 2          alpha = 0.4, beta = 0.6, alpha + beta = 1
     score_cls = min(1, verification accuracy protected / verification accuracy unprotected)
     overall   = harmonic mean of score_pp and score_cls (weighted, or arithmetic, on request)
@@ -29,8 +29,8 @@ from typing import Literal
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from common.errors import InputError
 from evaluation.images import ImageBatch, as_float_nhwc
-from masking.errors import InputError
 
 DEFAULT_ALPHA = 0.4  # visual level: "masking at the visual level is easier to achieve"
 DEFAULT_BETA = 0.6  # attack level
@@ -41,11 +41,11 @@ Combine = Literal["harmonic", "arithmetic"]
 
 @dataclass(frozen=True)
 class AttackOutcome:
-    """What SSIM and F1 say about a set of images shown in place of the private originals.
+    """What SSIM and dlib say about a set of images shown in place of the private originals.
 
     Used for an attack's reconstructions, and for renderings of the masked data (the zero-effort attack: the
     server just looks). ssim is the mean over images; psnr is that of the whole set (`psnr_of_set`, inf only when
-    every image is identical); top1/top5 are F1's identification rates; knn_dist is the mean F1 distance to the
+    every image is identical); top1/top5 are dlib's identification rates; knn_dist is the mean dlib distance to the
     nearest gallery descriptor of the true person. classifier_top1/top5 are the evaluation classifier's rates,
     when one was used.
     """
@@ -123,7 +123,9 @@ def psnr_of_set(originals: ImageBatch, others: ImageBatch) -> float:
     return float(peak_signal_noise_ratio(first, second, data_range=1.0))
 
 
-def topk_rates(ranked_labels: np.ndarray, true_labels: np.ndarray, ks: tuple[int, ...] = (1, TOP_K)) -> tuple[float, ...]:
+def topk_rates(
+    ranked_labels: np.ndarray, true_labels: np.ndarray, ks: tuple[int, ...] = (1, TOP_K)
+) -> tuple[float, ...]:
     """Fraction of rows whose true label is among the first k ranked labels, for each k."""
     ranked = np.asarray(ranked_labels)
     truth = np.asarray(true_labels)
@@ -187,10 +189,10 @@ def classifier_measures(
     attacks: Mapping[str, Mapping[str, AttackOutcome]],
     scored_settings: Collection[str] | None = None,
 ) -> tuple[float | None, float | None]:
-    """S2 and S4 judged by the evaluation classifier instead of F1 (same worst cases); None where it did not judge.
+    """S2 and S4 judged by the evaluation classifier instead of dlib (same worst cases); None where it did not judge.
 
-    Shown beside the F1 measures: F1 is the design's judge, the classifier the MIA convention's, and on faces
-    F1 was not trained for (synthetic ones) the classifier is the one that still tells people apart.
+    Shown beside the dlib measures: dlib is the design's judge, the classifier the MIA convention's, and on faces
+    dlib was not trained for (synthetic ones) the classifier is the one that still tells people apart.
     """
     flat = scored_attacks(attacks, scored_settings)[1]
     return _classifier_measure(renderings), _classifier_measure(flat)
@@ -201,7 +203,9 @@ def _classifier_measure(outcomes: Mapping[str, AttackOutcome]) -> float | None:
     return _clip01(1 - max(rates)) if rates else None
 
 
-def score_pp(s1: float, s2: float, s3: float, s4: float, alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA) -> float:
+def score_pp(
+    s1: float, s2: float, s3: float, s4: float, alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA
+) -> float:
     """alpha * (S1 + S2) / 2 + beta * (S3 + S4) / 2; alpha + beta must be 1 so the score stays in [0, 1]."""
     _check_weights(alpha, beta)
     for name, value in (("S1", s1), ("S2", s2), ("S3", s3), ("S4", s4)):

@@ -1,8 +1,8 @@
 """Turning a set of images shown in place of the private originals into an `AttackOutcome`.
 
-`PrivacyEvaluator` holds the private originals, F1's gallery of them and, optionally, the evaluation classifier,
+`PrivacyEvaluator` holds the private originals, dlib's gallery of them and, optionally, the evaluation classifier,
 and judges renderings of the masked data and attack reconstructions the same way: SSIM and PSNR against the
-original each image stands for, and identification of its person by F1 (and the classifier).
+original each image stands for, and identification of its person by dlib (and the classifier).
 """
 
 from __future__ import annotations
@@ -10,16 +10,16 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from common.errors import InputError
 from evaluation.attacks.base import AttackResult
 from evaluation.classifier import EvaluationClassifier
 from evaluation.identification import DlibFaceDescriptor, IdentificationGallery
 from evaluation.images import ImageBatch, as_float_nhwc
 from evaluation.measures import TOP_K, AttackOutcome, psnr_of_set, ssim_per_image, topk_rates
-from masking.errors import InputError
 
 
 class PrivacyEvaluator:
-    """F1's gallery over the private originals (labels 0..n-1), plus an optional evaluation classifier."""
+    """dlib's gallery over the private originals (labels 0..n-1), plus an optional evaluation classifier."""
 
     def __init__(
         self,
@@ -29,7 +29,7 @@ class PrivacyEvaluator:
         classifier: EvaluationClassifier | None = None,
         gallery_descriptors: np.ndarray | None = None,
     ) -> None:
-        """gallery_descriptors: F1's descriptors of the originals, when already computed (they cost ~0.15 s each)."""
+        """gallery_descriptors: dlib's descriptors of the originals, when already computed (they cost ~0.15 s each)."""
         self.originals = as_float_nhwc(originals, "private originals")
         self.labels = _as_label_array(labels, len(self.originals), "private labels")
         self.descriptor = descriptor if descriptor is not None else DlibFaceDescriptor()
@@ -37,7 +37,9 @@ class PrivacyEvaluator:
         if gallery_descriptors is None:
             gallery_descriptors = self.descriptor.describe(self.originals)
         elif len(gallery_descriptors) != len(self.originals):
-            raise InputError(f"{len(gallery_descriptors)} gallery descriptors for {len(self.originals)} originals; give one each")
+            raise InputError(
+                f"{len(gallery_descriptors)} gallery descriptors for {len(self.originals)} originals; give one each"
+            )
         self.gallery_descriptors = np.asarray(gallery_descriptors)
         self.gallery = IdentificationGallery(self.gallery_descriptors, self.labels)
 

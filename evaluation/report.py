@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from common.errors import InputError
 from evaluation.measures import (
     DEFAULT_ALPHA,
     DEFAULT_BETA,
@@ -34,7 +35,6 @@ from evaluation.measures import (
     privacy_measures,
     scores,
 )
-from masking.errors import InputError
 
 if TYPE_CHECKING:
     from evaluation.figures import GridImages
@@ -53,16 +53,16 @@ _SYNTHETIC_BANNER = (
 )
 MEASURE_EXPLANATIONS = {
     "S1": "masking, image level: 1 - SSIM between an original and the most revealing rendering of its masked data",
-    "S2": "masking, feature level: 1 - how often F1 (dlib) names the right person from that rendering",
+    "S2": "masking, feature level: 1 - how often dlib names the right person from that rendering",
     "S3": "attack, image level: 1 - SSIM between an original and the best attack's reconstruction",
-    "S4": "attack, feature level: 1 - how often F1 names the right person from the best attack's reconstruction",
+    "S4": "attack, feature level: 1 - how often dlib names the right person from the best attack's reconstruction",
     "score_pp": "privacy: alpha*(S1+S2)/2 + beta*(S3+S4)/2; 1 is perfect privacy",
     "score_cls": "utility: verification accuracy over the unprotected model's, capped at 1",
     "overall": "the balance of privacy and utility that tuning maximises",
 }
 CLASSIFIER_EXPLANATIONS = {
-    "S2": "S2 judged by the evaluation classifier (trained on the private originals) instead of F1",
-    "S4": "S4 judged by the evaluation classifier instead of F1",
+    "S2": "S2 judged by the evaluation classifier (trained on the private originals) instead of dlib",
+    "S4": "S4 judged by the evaluation classifier instead of dlib",
 }
 
 
@@ -83,14 +83,14 @@ class RunReport:
     @property
     def label(self) -> str:
         """The defence's name, with its k when it mixes a fixed number of images (runs differing in k told apart)."""
-        k_distribution = self.settings.get("defence", {}).get("k_distribution", {})
+        k_distribution = self.settings.get("defense", {}).get("k_distribution", {})
         if self.defense in ("mixup", "hybrid_fixed") and len(k_distribution) == 1:
             return f"{self.defense} k={next(iter(k_distribution))}"
         return self.defense
 
     @property
     def classifier_measures(self) -> tuple[float | None, float | None]:
-        """(S2, S4) judged by the evaluation classifier, beside F1's."""
+        """(S2, S4) judged by the evaluation classifier, beside dlib's."""
         return classifier_measures(self.renderings, self.attacks, self.measures.scored_settings)
 
     def to_dict(self) -> dict[str, Any]:
@@ -200,7 +200,9 @@ def write_run_report(report: RunReport, out_dir: str | Path, grid: GridImages | 
     if grid is not None:
         from evaluation.figures import save_reconstruction_grid  # matplotlib only when a figure is asked for
 
-        paths["grid"] = save_reconstruction_grid(grid, folder / GRID_PNG, title=f"{report.label}: what an attacker sees and recovers")
+        paths["grid"] = save_reconstruction_grid(
+            grid, folder / GRID_PNG, title=f"{report.label}: what an attacker sees and recovers"
+        )
     return paths
 
 
@@ -241,7 +243,9 @@ def run_markdown(report: RunReport) -> str:
     for name, value in zip(("S2", "S4"), report.classifier_measures):
         if value is not None:
             lines.append(f"| {name} (classifier) | {_fmt(value)} | | {CLASSIFIER_EXPLANATIONS[name]} |")
-    lines.append(f"| score_pp | {_fmt(s.score_pp)} | | {MEASURE_EXPLANATIONS['score_pp']} (alpha={m.alpha:g}, beta={m.beta:g}) |")
+    lines.append(
+        f"| score_pp | {_fmt(s.score_pp)} | | {MEASURE_EXPLANATIONS['score_pp']} (alpha={m.alpha:g}, beta={m.beta:g}) |"
+    )
     lines.append(f"| score_cls | {_fmt(s.score_cls)} | | {MEASURE_EXPLANATIONS['score_cls']} |")
     lines.append(f"| overall | {_fmt(s.overall)} | | {MEASURE_EXPLANATIONS['overall']} ({_combine_words(s)}) |")
     lines += [
@@ -253,7 +257,7 @@ def run_markdown(report: RunReport) -> str:
         "## Attacks",
         "",
         "Each attack is judged against the private originals: SSIM and PSNR (higher = more recovered), "
-        "F1 top-1/top-5 identification rates (higher = more recognised) and the mean F1 distance to the true "
+        "dlib top-1/top-5 identification rates (higher = more recognised) and the mean dlib distance to the true "
         "person's nearest original (lower = closer; dlib counts below 0.6 as the same person).",
         "",
         *_outcome_table({f"{a} (key {s_})": o for a, by in report.attacks.items() for s_, o in by.items()}, "attack"),
@@ -280,13 +284,23 @@ def comparison_markdown(reports: Sequence[RunReport]) -> str:
     ]
     for r in reports:
         m, s = r.measures, r.scores
-        values = [m.S1, m.S2, m.S3, m.S4, *r.classifier_measures, s.score_pp, s.score_cls, s.overall, r.verification_accuracy]
+        values = [
+            m.S1,
+            m.S2,
+            m.S3,
+            m.S4,
+            *r.classifier_measures,
+            s.score_pp,
+            s.score_cls,
+            s.overall,
+            r.verification_accuracy,
+        ]
         data = "synthetic" if r.synthetic_data else "real"
         lines.append(f"| {r.label} | " + " | ".join(_fmt(v) for v in values) + f" | {data} |")
     columns = sorted({(a, s_) for r in reports for a, by in r.attacks.items() for s_ in by})
     lines += [
         "",
-        "## Attacks: SSIM / F1 top-1 / classifier top-1",
+        "## Attacks: SSIM / dlib top-1 / classifier top-1",
         "",
         "| defence | " + " | ".join(f"{a} (key {s_})" for a, s_ in columns) + " |",
     ]
@@ -307,13 +321,13 @@ def _evaluator_lines(check: Mapping[str, Any] | None) -> list[str]:
         "## Evaluators",
         "",
         f"On held-out private originals ({check['num_identities']} people, chance top-1 {_fmt(check['chance_top1'])}): "
-        f"F1 (dlib) top-1 {_fmt(check['f1_top1'])}, top-5 {_fmt(check['f1_top5'])}; evaluation classifier top-1 "
+        f"dlib top-1 {_fmt(check['dlib_top1'])}, top-5 {_fmt(check['dlib_top5'])}; evaluation classifier top-1 "
         f"{_fmt(check['classifier_top1'])}, top-5 {_fmt(check['classifier_top5'])}.",
     ]
-    if check.get("f1_weak"):
+    if check.get("dlib_weak"):
         lines += [
             "",
-            f"**F1 is weak on these faces**: it names only {_fmt(check['f1_top1'])} of untouched photos of these "
+            f"**dlib is weak on these faces**: it names only {_fmt(check['dlib_top1'])} of untouched photos of these "
             "people, so its S2 and S4 overstate privacy. Read the classifier rows and columns beside them, which "
             "judge the same images.",
         ]
@@ -322,7 +336,7 @@ def _evaluator_lines(check: Mapping[str, Any] | None) -> list[str]:
 
 def _outcome_table(outcomes: Mapping[str, AttackOutcome], what: str) -> list[str]:
     with_classifier = any(o.classifier_top1 is not None for o in outcomes.values())
-    header = f"| {what} | SSIM | PSNR (dB) | F1 top-1 | F1 top-5 | F1 KNN dist |"
+    header = f"| {what} | SSIM | PSNR (dB) | dlib top-1 | dlib top-5 | dlib KNN dist |"
     header += " classifier top-1 | classifier top-5 |" if with_classifier else ""
     rows = [header, "|---" * header.count(" |") + "|"]
     for name, o in outcomes.items():

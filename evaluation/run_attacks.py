@@ -27,27 +27,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from evaluation.attacks.base import KEY_SETTINGS, AttackBudget, AttackContext, AttackResult, KeySetting
+from common.errors import InputError
+from evaluation.attacks.base import KEY_SETTINGS, AttackBudgetConfig, AttackContext, AttackResult, KeySetting
 from evaluation.attacks.gan import GanCache
 from evaluation.attacks.knowledge import describe_knowledge
 from evaluation.attacks.registry import ATTACK_NAMES, IDENTITY_ATTACKS, build_attack, steps_and_batch
-from evaluation.budgets import AttackBudgets, load_budgets
+from evaluation.budgets import BudgetConfig, load_budgets
 from evaluation.evaluators import Judges, JudgesCache
 from evaluation.images import to_uint8
 from evaluation.measures import AttackOutcome
 from evaluation.report import json_ready, public_settings
 from evaluation.run_data import RunData, check_run_dir, load_run, read_summary
-from evaluation.server_view import MASKED_DEFENSES, DefenceSettings, ServerTargets, build_server_targets
-from masking.errors import InputError
+from evaluation.server_view import MASKED_DEFENSES, PublicDefenseConfig, ServerTargets, build_server_targets
 from masking.keys import key_fingerprint, validate_key
 from trainers.checkpoints import MODEL_FILE
 from trainers.config_io import to_dict
 
 ATTACKS_DIR = "attacks"
 CACHE_DIR = "cache"
-KNOWN_KEY_MISSING = (
-    "the known-key setting simulates a leaked key; pass --key KEYFILE, or use --key-setting unknown"
-)
+KNOWN_KEY_MISSING = "the known-key setting simulates a leaked key; pass --key KEYFILE, or use --key-setting unknown"
 
 Progress = Callable[[str], None]
 
@@ -81,7 +79,9 @@ def parse_attack_names(names: str | Iterable[str]) -> tuple[str, ...]:
     wanted = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
     unknown = [n for n in wanted if n not in ATTACK_NAMES]
     if unknown or not wanted:
-        raise InputError(f"unknown attack {unknown[0] if unknown else '(none given)'!r}; choose from {','.join(ATTACK_NAMES)}")
+        raise InputError(
+            f"unknown attack {unknown[0] if unknown else '(none given)'!r}; choose from {','.join(ATTACK_NAMES)}"
+        )
     return tuple(dict.fromkeys(wanted))
 
 
@@ -94,7 +94,10 @@ def parse_key_settings(value: str) -> tuple[KeySetting, ...]:
 
 
 def plan_attacks(
-    run_dir: str | Path, attacks: str | Iterable[str] = ATTACK_NAMES, key_setting: str = "both", key: bytes | None = None
+    run_dir: str | Path,
+    attacks: str | Iterable[str] = ATTACK_NAMES,
+    key_setting: str = "both",
+    key: bytes | None = None,
 ) -> AttackPlan:
     """Check everything a request needs before any work: the run, the attack names, the settings and the key."""
     folder = check_run_dir(run_dir)
@@ -106,7 +109,11 @@ def plan_attacks(
     if "known" in settings:
         if key is None:
             raise InputError(KNOWN_KEY_MISSING)
-        expected = torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True).get("public_masking", {}).get("key_fingerprint")
+        expected = (
+            torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True)
+            .get("public_masking", {})
+            .get("key_fingerprint")
+        )
         if key_fingerprint(validate_key(key)) != expected:
             raise InputError(
                 f"the key's fingerprint {key_fingerprint(key)} is not the run's ({expected}); pass the key file its data were masked with"
@@ -116,7 +123,9 @@ def plan_attacks(
 
 def identity_targets(image_targets: ServerTargets, all_labels: torch.Tensor, count: int) -> torch.Tensor:
     """Identities for identity-level attacks: those of the image targets first (so figures show both), then others."""
-    ordered = list(dict.fromkeys(image_targets.labels.tolist())) + sorted(set(all_labels.tolist()) - set(image_targets.labels.tolist()))
+    ordered = list(dict.fromkeys(image_targets.labels.tolist())) + sorted(
+        set(all_labels.tolist()) - set(image_targets.labels.tolist())
+    )
     return torch.tensor(ordered[:count], dtype=torch.long)
 
 
@@ -125,7 +134,7 @@ def attack_run(
     attacks: str | Iterable[str] = ATTACK_NAMES,
     key_setting: str = "both",
     key: bytes | None = None,
-    budgets: AttackBudgets | None = None,
+    budgets: BudgetConfig | None = None,
     caches: AttackCaches | None = None,
     progress: Progress | None = None,
 ) -> dict[str, dict[str, AttackOutcome]]:
@@ -137,17 +146,19 @@ def attack_run(
     with torch_threads(budgets.threads):
         device = budgets.torch_device()
         run = load_run(plan.run_dir, device=device)
-        defence = DefenceSettings.from_run(run)
-        say(f"{plan.run_dir.name}: building the evaluators (F1 gallery of {len(run.private.labels)} originals, classifier)")
+        defense = PublicDefenseConfig.from_run(run)
+        say(
+            f"{plan.run_dir.name}: building the evaluators (dlib gallery of {len(run.private.labels)} originals, classifier)"
+        )
         judges = caches.judges.judges(run.private, budgets.evaluator, budgets.seed)
-        image_targets = build_server_targets(run, defence, budgets.max_targets, budgets.seed)
+        image_targets = build_server_targets(run, defense, budgets.max_targets, budgets.seed)
         identities = identity_targets(image_targets, run.private.labels, budgets.max_identities)
         outcomes: dict[str, dict[str, AttackOutcome]] = {}
         jobs = [(name, setting) for name in plan.attacks for setting in plan.settings]
         for number, (name, setting) in enumerate(jobs, start=1):
             say(f"{plan.run_dir.name}: [{number}/{len(jobs)}] {name} (key {setting}) ...")
             started = time.perf_counter()
-            ctx = attack_context(run, defence, name, setting, plan.key, budgets, device, image_targets, identities)
+            ctx = attack_context(run, defense, name, setting, plan.key, budgets, device, image_targets, identities)
             attack = build_attack(name, budgets, run.image_shape[-1], caches.gans)
             attack.fit(ctx)
             result = attack.reconstruct(ctx)
@@ -157,18 +168,18 @@ def attack_run(
             outcomes.setdefault(name, {})[setting] = outcome
             say(
                 f"{plan.run_dir.name}: [{number}/{len(jobs)}] {name} (key {setting}) done in {seconds:.0f} s: SSIM {outcome.ssim:.3f}, "
-                f"F1 top-1 {outcome.top1:.3f}, classifier top-1 {outcome.classifier_top1:.3f}"
+                f"dlib top-1 {outcome.top1:.3f}, classifier top-1 {outcome.classifier_top1:.3f}"
             )
     return outcomes
 
 
 def attack_context(
     run: RunData,
-    defence: DefenceSettings,
+    defense: PublicDefenseConfig,
     attack: str,
     setting: KeySetting,
     key: bytes | None,
-    budgets: AttackBudgets,
+    budgets: BudgetConfig,
     device: torch.device,
     image_targets: ServerTargets,
     identities: torch.Tensor,
@@ -187,9 +198,14 @@ def attack_context(
         target_masked=image_targets.inputs if per_image else None,
         model=run.model,
         key=key if setting == "known" else None,
-        masking_settings=defence.summary(),
-        budget=AttackBudget(steps=steps, max_targets=len(image_targets.labels) if per_image else len(identities), batch_size=batch_size, seed=budgets.seed),
-        extras={"defence": defence, "device": str(device)},
+        masking_settings=defense.summary(),
+        budget=AttackBudgetConfig(
+            steps=steps,
+            max_targets=len(image_targets.labels) if per_image else len(identities),
+            batch_size=batch_size,
+            seed=budgets.seed,
+        ),
+        extras={"defense": defense, "device": str(device)},
     )
 
 
@@ -206,7 +222,7 @@ def write_attack_record(
     outcome: AttackOutcome,
     ctx: AttackContext,
     judges: Judges,
-    budgets: AttackBudgets,
+    budgets: BudgetConfig,
     seconds: float,
 ) -> None:
     json_path, npz_path = record_paths(run_dir, attack, setting)
@@ -226,7 +242,10 @@ def write_attack_record(
             "key_setting": setting,
             "defense": ctx.masking_settings["defense"],
             "outcome": outcome.to_dict(),
-            "targets": {"kind": "images" if result.target_indices is not None else "identities", "count": len(result.target_labels)},
+            "targets": {
+                "kind": "images" if result.target_indices is not None else "identities",
+                "count": len(result.target_labels),
+            },
             "budget": to_dict(budgets),
             "judges": judges.fingerprint,
             "evaluator_check": judges.check.to_dict(),
@@ -243,9 +262,13 @@ def write_attack_record(
 def read_attack_records(run_dir: Path) -> list[dict[str, Any]]:
     """The attack records of a run, in ATTACK_NAMES order, known before unknown."""
     folder = run_dir / ATTACKS_DIR
-    records = [json.loads(path.read_text(encoding="utf-8")) for path in folder.glob("*-*.json")] if folder.is_dir() else []
+    records = (
+        [json.loads(path.read_text(encoding="utf-8")) for path in folder.glob("*-*.json")] if folder.is_dir() else []
+    )
     order = {name: index for index, name in enumerate(ATTACK_NAMES)}
-    return sorted(records, key=lambda r: (order.get(r["attack"], len(order)), r["attack"], KEY_SETTINGS.index(r["key_setting"])))
+    return sorted(
+        records, key=lambda r: (order.get(r["attack"], len(order)), r["attack"], KEY_SETTINGS.index(r["key_setting"]))
+    )
 
 
 def read_reconstructions(run_dir: Path, record: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from masking.errors import InputError
+from common.errors import InputError
 from trainers.checkpoints import MODEL_FILE, load_model
 from trainers.model import FaceModel
 from trainers.run import SUMMARY_FILE
@@ -122,7 +122,9 @@ def prepared_folder_of(data_dir: Path) -> Path:
         return data_dir
     source = manifest.get("source_data_dir")
     if not source:
-        raise InputError(f"{manifest_path} names no source_data_dir; re-mask the prepared folder with `hybridmask mask`")
+        raise InputError(
+            f"{manifest_path} names no source_data_dir; re-mask the prepared folder with `hybridmask mask`"
+        )
     return _existing_folder(Path(source), f"the prepared folder {data_dir} was masked from")
 
 
@@ -145,14 +147,20 @@ def read_images(data_dir: Path, split: str) -> LabelledImages:
 
 def read_masked_aligned(data_dir: Path, image_ids: torch.Tensor) -> torch.Tensor:
     """The masked private rows [N, K, h, w] float32, in the order of `image_ids` (the originals' order)."""
-    table = read_split(data_dir, "private", ["image_id", "features", "num_channels", "grid_height", "grid_width"]).to_pydict()
+    table = read_split(
+        data_dir, "private", ["image_id", "features", "num_channels", "grid_height", "grid_width"]
+    ).to_pydict()
     row_of = {image_id: row for row, image_id in enumerate(table["image_id"])}
     missing = [int(i) for i in image_ids.tolist() if int(i) not in row_of]
     if missing:
-        raise InputError(f"{data_dir} lacks the masked rows of private images {missing[:5]}; it was masked from other data")
+        raise InputError(
+            f"{data_dir} lacks the masked rows of private images {missing[:5]}; it was masked from other data"
+        )
     order = [row_of[int(i)] for i in image_ids.tolist()]
     features = [
-        decode_features(table["features"][row], table["num_channels"][row], table["grid_height"][row], table["grid_width"][row])
+        decode_features(
+            table["features"][row], table["num_channels"][row], table["grid_height"][row], table["grid_width"][row]
+        )
         for row in order
     ]
     return torch.from_numpy(np.stack(features).astype(np.float32))

@@ -24,8 +24,8 @@ from typing import Any
 
 import torch
 
+from common.errors import InputError
 from evaluation.run_data import RunData
-from masking.errors import InputError
 from masking.mixup import mixup
 from masking.ppfr import ChannelSelection
 from masking.render import render_server_view
@@ -36,7 +36,7 @@ FIXED_K_DEFENSES = ("mixup", "hybrid_fixed")
 
 
 @dataclass(frozen=True)
-class DefenceSettings:
+class PublicDefenseConfig:
     """What the server, and so every attacker, knows of a run's defence: its name, its k distribution, the MixUp
     concentration and the public masking settings ({} for pixel defences). No key material."""
 
@@ -48,11 +48,22 @@ class DefenceSettings:
 
     def __post_init__(self) -> None:
         if self.defense not in MASKED_DEFENSES + PIXEL_DEFENSES:
-            raise InputError(f"unknown defence {self.defense!r}; expected one of {list(PIXEL_DEFENSES + MASKED_DEFENSES)}")
-        if len(self.k_values) != len(self.k_weights) or not self.k_values or min(self.k_values) < 1 or sum(self.k_weights) <= 0:
-            raise InputError(f"k distribution {dict(zip(self.k_values, self.k_weights))}: give k >= 1 with positive total weight")
+            raise InputError(
+                f"unknown defence {self.defense!r}; expected one of {list(PIXEL_DEFENSES + MASKED_DEFENSES)}"
+            )
+        if (
+            len(self.k_values) != len(self.k_weights)
+            or not self.k_values
+            or min(self.k_values) < 1
+            or sum(self.k_weights) <= 0
+        ):
+            raise InputError(
+                f"k distribution {dict(zip(self.k_values, self.k_weights))}: give k >= 1 with positive total weight"
+            )
         if self.masked and "kept_channels" not in self.masking:
-            raise InputError(f"defence {self.defense!r} needs the public masking settings (kept channels, normalisation)")
+            raise InputError(
+                f"defence {self.defense!r} needs the public masking settings (kept channels, normalisation)"
+            )
 
     @property
     def masked(self) -> bool:
@@ -67,7 +78,7 @@ class DefenceSettings:
         return ChannelSelection.from_settings(self.masking)
 
     @classmethod
-    def from_run(cls, run: RunData) -> DefenceSettings:
+    def from_run(cls, run: RunData) -> PublicDefenseConfig:
         defense = run.defense
         concentration = float(run.train_config.get("defense", {}).get("concentration", 1.0))
         if defense in FIXED_K_DEFENSES:
@@ -75,12 +86,16 @@ class DefenceSettings:
         elif defense == "hybrid_adaptive":
             histogram = run.summary.get("k_histogram")
             if not histogram:
-                raise InputError(f"{run.run_dir}/summary.json has no k_histogram; the adaptive run did not record its k choices")
+                raise InputError(
+                    f"{run.run_dir}/summary.json has no k_histogram; the adaptive run did not record its k choices"
+                )
             k_values = tuple(int(k) for k in histogram)
             k_weights = tuple(float(count) for count in histogram.values())
         else:
             k_values, k_weights = (1,), (1.0,)
-        return cls(defense, k_values, k_weights, concentration, dict(run.public_masking) if defense in MASKED_DEFENSES else {})
+        return cls(
+            defense, k_values, k_weights, concentration, dict(run.public_masking) if defense in MASKED_DEFENSES else {}
+        )
 
     def draw_ks(self, count: int, generator: torch.Generator) -> torch.Tensor:
         """[count] values of k, drawn from the k distribution."""
@@ -155,38 +170,40 @@ def balanced_rows(labels: torch.Tensor, count: int, generator: torch.Generator) 
     return torch.tensor(picked[:count], dtype=torch.long)
 
 
-def build_server_targets(run: RunData, defence: DefenceSettings, count: int, seed: int) -> ServerTargets:
+def build_server_targets(run: RunData, defense: PublicDefenseConfig, count: int, seed: int) -> ServerTargets:
     """`count` targets from the run's private set as the server sees them (see the module docstring)."""
-    if defence.masked and run.masked is None:
-        raise InputError(f"{run.run_dir}: defence {defence.defense!r} trained on masked data, but no masked rows were found")
+    if defense.masked and run.masked is None:
+        raise InputError(
+            f"{run.run_dir}: defence {defense.defense!r} trained on masked data, but no masked rows were found"
+        )
     generator = torch.Generator().manual_seed(seed)
-    rows = run.masked if defence.masked else run.private.images
+    rows = run.masked if defense.masked else run.private.images
     labels = run.private.labels
     chosen = balanced_rows(labels, count, generator)
     ks = torch.ones(len(rows), dtype=torch.long)
-    ks[chosen] = defence.draw_ks(len(chosen), generator)
-    mixed = mix_rows(rows, labels, ks, defence.concentration, generator)
+    ks[chosen] = defense.draw_ks(len(chosen), generator)
+    mixed = mix_rows(rows, labels, ks, defense.concentration, generator)
     return ServerTargets(inputs=mixed[chosen], labels=labels[chosen], original_indices=chosen, ks=ks[chosen])
 
 
 def simulate_server_view(
     images: torch.Tensor,
     labels: torch.Tensor,
-    defence: DefenceSettings,
+    defense: PublicDefenseConfig,
     masker: Callable[[torch.Tensor], torch.Tensor] | None,
     generator: torch.Generator,
 ) -> torch.Tensor:
     """The attacker's simulation of the server view of a batch of its own images in [0, 1]: masked with the
     attacker's masker (masked defences), then mixed like the defence, image i dominating view i."""
-    if defence.masked and masker is None:
-        raise InputError(f"defence {defence.defense!r} masks its data: simulating its view needs a masker")
-    rows = masker(images) if defence.masked else images
-    return mix_rows(rows, labels, defence.draw_ks(len(images), generator), defence.concentration, generator)
+    if defense.masked and masker is None:
+        raise InputError(f"defence {defense.defense!r} masks its data: simulating its view needs a masker")
+    rows = masker(images) if defense.masked else images
+    return mix_rows(rows, labels, defense.draw_ks(len(images), generator), defense.concentration, generator)
 
 
-def server_renderings(targets: ServerTargets, defence: DefenceSettings) -> dict[str, torch.Tensor]:
+def server_renderings(targets: ServerTargets, defense: PublicDefenseConfig) -> dict[str, torch.Tensor]:
     """The best visual renderings of the server's view, [M, C, H, W] in [0, 1] each, for S1 and S2: the image
     itself (none), the mixed image (pixel MixUp), the keyless rendering of the masked channels (masked)."""
-    if defence.masked:
-        return {"server view": render_server_view(targets.inputs.float(), defence.selection).clamp(0, 1)}
-    return {"mixed image" if defence.mixes else "image": targets.inputs.clamp(0, 1)}
+    if defense.masked:
+        return {"server view": render_server_view(targets.inputs.float(), defense.selection).clamp(0, 1)}
+    return {"mixed image" if defense.mixes else "image": targets.inputs.clamp(0, 1)}

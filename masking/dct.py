@@ -17,7 +17,7 @@ import math
 
 import torch
 
-from masking.errors import InputError
+from common.errors import InputError
 from masking.layout import sample_rows
 
 BLOCK = 8
@@ -57,7 +57,9 @@ def _check_float_rank4(x: torch.Tensor, name: str) -> None:
     if x.dim() != 4:
         raise InputError(f"{name} must have 4 dimensions [batch, channels, height, width], got shape {tuple(x.shape)}")
     if not x.is_floating_point():
-        raise InputError(f"{name} must be a float tensor with values in [0, 1], got {x.dtype}; divide uint8 pixels by 255")
+        raise InputError(
+            f"{name} must be a float tensor with values in [0, 1], got {x.dtype}; divide uint8 pixels by 255"
+        )
     if x.numel() == 0:
         raise InputError(f"{name} is empty (shape {tuple(x.shape)}); pass at least one image")
 

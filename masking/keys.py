@@ -20,7 +20,7 @@ import secrets
 import numpy as np
 import torch
 
-from masking.errors import InputError
+from common.errors import InputError
 from masking.obfuscation import KeyedObfuscation
 
 KEY_BYTES = 32

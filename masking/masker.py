@@ -13,20 +13,20 @@ What may be saved is `public_settings()`; `from_settings(settings, key)` rebuild
 
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 
 import torch
 import torch.nn.functional as F
 
+from common.errors import InputError
 from masking.dct import BLOCK, check_images, to_frequency
-from masking.errors import InputError
 from masking.keys import derive_obfuscation, key_fingerprint
 from masking.moments import ChannelMoments
 from masking.obfuscation import (
     ChannelStats,
     KeyedObfuscation,
-    denormalise,
-    normalise,
+    denormalize,
+    normalize,
     shuffle_and_mix,
     stats_from_moments,
     unmix_and_unshuffle,
@@ -80,7 +80,7 @@ class FrequencyMasker:
     def mask_frequency_channels(self, freq: torch.Tensor) -> torch.Tensor:
         """The steps after the DCT: [B, N, h, w] frequency channels -> [B, K, h, w] masked channels."""
         kept = freq[:, list(self.selection.kept)]
-        return normalise(shuffle_and_mix(kept, self.obfuscation), self.stats)
+        return normalize(shuffle_and_mix(kept, self.obfuscation), self.stats)
 
     def _compose(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Weight [K, C, 8, 8] and bias [K] of the one convolution equal to `mask_reference` (in float64)."""
@@ -114,7 +114,7 @@ class FrequencyMasker:
 
     def unmask(self, masked: torch.Tensor) -> torch.Tensor:
         """With the key: [B, K, h, w] masked channels -> the kept frequency channels in ascending channel order."""
-        return unmix_and_unshuffle(denormalise(masked, self.stats), self.obfuscation)
+        return unmix_and_unshuffle(denormalize(masked, self.stats), self.obfuscation)
 
     def public_settings(self) -> dict:
         """Everything a server may know (JSON-ready): selection, energy removed, statistics, key fingerprint.
@@ -127,7 +127,7 @@ class FrequencyMasker:
         }
 
     @classmethod
-    def from_settings(cls, settings: dict, key: bytes) -> "FrequencyMasker":
+    def from_settings(cls, settings: dict, key: bytes) -> FrequencyMasker:
         """Rebuild the masker of `public_settings()` with its key (InputError when the key is another one)."""
         expected = settings.get("key_fingerprint")
         if expected != key_fingerprint(key):
@@ -137,7 +137,9 @@ class FrequencyMasker:
             )
         selection = ChannelSelection.from_settings(settings)
         if "normalisation" not in settings:
-            raise InputError("masking settings lack 'normalisation'; they were not written by this version of hybridmask")
+            raise InputError(
+                "masking settings lack 'normalisation'; they were not written by this version of hybridmask"
+            )
         stats = ChannelStats.from_settings(settings["normalisation"])
         return cls(selection, derive_obfuscation(key, len(selection.kept)), stats)
 
@@ -148,7 +150,7 @@ class FrequencyMasker:
         key: bytes,
         ratio: float = DEFAULT_MASKING_RATIO,
         batch_size: int = 256,
-    ) -> "FrequencyMasker":
+    ) -> FrequencyMasker:
         """Rank channels by energy on the reference (training) images, select, and fit the normalisation on the
         masked reference. Two passes over the reference; batches keep memory flat for large training sets."""
         batches = _batch_source(reference, batch_size)
@@ -163,10 +165,10 @@ class FrequencyMasker:
             raise InputError("the reference images are empty; fit on at least one training image")
         selection = select_channels(energy.mean_square(), ratio, num_planes)
         obfuscation = derive_obfuscation(key, len(selection.kept))
-        unnormalised = cls(selection, obfuscation, ChannelStats.identity(len(selection.kept)))
+        unnormalized = cls(selection, obfuscation, ChannelStats.identity(len(selection.kept)))
         masked = ChannelMoments()
         for batch in batches():
-            masked.update(unnormalised.mask(batch))
+            masked.update(unnormalized.mask(batch))
         return cls(selection, obfuscation, stats_from_moments(masked))
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from masking.errors import InputError
+from common.errors import InputError
 from masking.layout import restore_layout, sample_rows
 
 
@@ -90,4 +90,6 @@ def mixup(
     for j in range(1, k):  # a loop over the k partners, not over samples: k-1 vectorised gathers
         mixed.addcmul_(rows.index_select(0, partners[:, j]), weights[:, j : j + 1])
     mixed_labels = labels[partners.to(labels.device)]
-    return MixUpBatch(mixed=restore_layout(mixed, batch, order), labels=mixed_labels, weights=weights, partners=partners)
+    return MixUpBatch(
+        mixed=restore_layout(mixed, batch, order), labels=mixed_labels, weights=weights, partners=partners
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from masking.errors import InputError
+from common.errors import InputError
 
 
 class ChannelMoments:
@@ -19,7 +19,7 @@ class ChannelMoments:
         self._sum: torch.Tensor | None = None
         self._sum_of_squares: torch.Tensor | None = None
 
-    def update(self, x: torch.Tensor) -> "ChannelMoments":
+    def update(self, x: torch.Tensor) -> ChannelMoments:
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise InputError(f"expected a [batch, channels, height, width] tensor, got {getattr(x, 'shape', type(x))}")
         if self._sum is not None and x.shape[1] != self._sum.numel():

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from masking.errors import InputError
+from common.errors import InputError
 from masking.moments import ChannelMoments
 
 STD_FLOOR = 1e-8
@@ -83,7 +83,9 @@ class ChannelStats:
 
     def __post_init__(self) -> None:
         if self.mean.dim() != 1 or self.mean.shape != self.std.shape:
-            raise InputError(f"mean and std must be 1-D of one length, got {tuple(self.mean.shape)} and {tuple(self.std.shape)}")
+            raise InputError(
+                f"mean and std must be 1-D of one length, got {tuple(self.mean.shape)} and {tuple(self.std.shape)}"
+            )
         if not (torch.isfinite(self.mean).all() and torch.isfinite(self.std).all() and (self.std > 0).all()):
             raise InputError("channel statistics must be finite with positive standard deviations")
 
@@ -92,7 +94,7 @@ class ChannelStats:
         return self.mean.numel()
 
     @classmethod
-    def identity(cls, num_channels: int) -> "ChannelStats":
+    def identity(cls, num_channels: int) -> ChannelStats:
         """Mean 0 and std 1: normalisation that changes nothing (before the statistics are fitted)."""
         return cls(torch.zeros(num_channels, dtype=torch.float64), torch.ones(num_channels, dtype=torch.float64))
 
@@ -100,11 +102,13 @@ class ChannelStats:
         return {"mean": self.mean.tolist(), "std": self.std.tolist()}
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "ChannelStats":
+    def from_settings(cls, settings: dict) -> ChannelStats:
         try:
-            return cls(torch.tensor(settings["mean"], dtype=torch.float64), torch.tensor(settings["std"], dtype=torch.float64))
+            return cls(
+                torch.tensor(settings["mean"], dtype=torch.float64), torch.tensor(settings["std"], dtype=torch.float64)
+            )
         except KeyError as missing:
-            raise InputError(f"normalisation settings lack {missing}")
+            raise InputError(f"normalisation settings lack {missing}") from None
 
 
 def stats_from_moments(moments: ChannelMoments) -> ChannelStats:
@@ -124,11 +128,11 @@ def _broadcast_stats(x: torch.Tensor, stats: ChannelStats, name: str) -> tuple[t
     )
 
 
-def normalise(x: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
+def normalize(x: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
     mean, std = _broadcast_stats(x, stats, "channels to normalise")
     return (x - mean) / std
 
 
-def denormalise(x: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
+def denormalize(x: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
     mean, std = _broadcast_stats(x, stats, "channels to denormalise")
     return x * std + mean

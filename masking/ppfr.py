@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from common.errors import InputError
 from masking.dct import COEFFICIENTS_PER_PLANE
-from masking.errors import InputError
 from masking.moments import ChannelMoments
 
 DEFAULT_MASKING_RATIO = 0.5
@@ -83,7 +83,7 @@ class ChannelSelection:
         }
 
     @classmethod
-    def from_settings(cls, settings: dict) -> "ChannelSelection":
+    def from_settings(cls, settings: dict) -> ChannelSelection:
         try:
             return cls(
                 kept=tuple(int(i) for i in settings["kept_channels"]),
@@ -94,7 +94,9 @@ class ChannelSelection:
                 ac_energy_removed=float(settings["ac_energy_removed"]),
             )
         except KeyError as missing:
-            raise InputError(f"masking settings lack {missing}; they were not written by this version of hybridmask")
+            raise InputError(
+                f"masking settings lack {missing}; they were not written by this version of hybridmask"
+            ) from None
 
 
 def check_ratio(ratio: float) -> float:

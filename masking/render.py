@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import torch
 
+from common.errors import InputError
 from masking.dct import BLOCK, from_frequency
-from masking.errors import InputError
 from masking.masker import FrequencyMasker
 from masking.ppfr import ChannelSelection
 
@@ -31,8 +31,10 @@ def stretch_contrast(images: torch.Tensor) -> torch.Tensor:
     """Map each image's own [min, max] to [0, 1] (all channels together); a flat image becomes all zeros."""
     flat = images.reshape(images.shape[0], -1)
     low = flat.min(dim=1).values.reshape(-1, 1, 1, 1)
-    span = (flat.max(dim=1).values.reshape(-1, 1, 1, 1) - low)
-    return torch.where(span > 0, (images - low) / span.clamp_min(torch.finfo(images.dtype).tiny), torch.zeros_like(images))
+    span = flat.max(dim=1).values.reshape(-1, 1, 1, 1) - low
+    return torch.where(
+        span > 0, (images - low) / span.clamp_min(torch.finfo(images.dtype).tiny), torch.zeros_like(images)
+    )
 
 
 def render_server_view(

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from masking.errors import InputError
+from common.errors import InputError
 from rl_env.learner_link import LearnerTimeout
-from rl_env.settings import AdaptiveSettings
+from rl_env.settings import AdaptiveConfig
 from rl_env.strategies import StrategyConfig
 from trainers.config import TrainConfig
 from trainers.k_source import WindowReport
@@ -88,13 +88,13 @@ def train_adaptive(
     run_dir: str | Path,
     config: TrainConfig,
     strategy: StrategyConfig,
-    adaptive: AdaptiveSettings,
+    adaptive: AdaptiveConfig,
     storage_path: str | None = None,
 ) -> dict[str, Any]:
     """Train the hybrid_adaptive defence; returns the summary with the strategy's k statistics."""
     import ray
 
-    from rl_env.env_config import MailboxLinkSpec
+    from rl_env.env_config import MailboxLinkConfig
     from rl_env.mailbox import create_mailbox
     from rl_env.strategies import build_strategy, train_once
 
@@ -116,7 +116,7 @@ def train_adaptive(
         batch_size=config.optim.batch_size,
         window_batches=config.window_batches,
         windows_per_episode=plan["windows_per_epoch"],
-        link=MailboxLinkSpec(mailbox_name=name, timeout_s=adaptive.timeout_s),
+        link=MailboxLinkConfig(mailbox_name=name, timeout_s=adaptive.timeout_s),
         window_log_path=str(run_dir / WINDOW_LOG),
     )
     algo = build_strategy(strategy, env_config)
@@ -150,7 +150,7 @@ def train_adaptive(
         ray.get(mailbox.declare_finished.remote())
         learner.join()
         if "error" in outcome:
-            raise outcome["error"]
+            raise outcome["error"] from None
         raise
     learner.join()
     algo.save_to_path(str(run_dir / STRATEGY_DIR))
@@ -207,7 +207,9 @@ def _attach_rewards(run_dir: Path) -> list[dict[str, Any]]:
     return history
 
 
-def _plot_k_over_training(history: list[dict[str, Any]], candidate_set: tuple[int, ...], path: Path, algorithm: str) -> None:
+def _plot_k_over_training(
+    history: list[dict[str, Any]], candidate_set: tuple[int, ...], path: Path, algorithm: str
+) -> None:
     import matplotlib
 
     matplotlib.use("Agg")

@@ -28,12 +28,12 @@ import json
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
 
-from rl_env.env_config import MailboxLinkSpec, MixUpKEnvConfig
+from rl_env.env_config import MailboxLinkConfig, MixUpKEnvConfig
 from rl_env.learner_link import LearnerLink, LearnerState, WindowResult
 from rl_env.reward import RunningMean, window_reward
 from rl_env.standin import StandInLearner, StandInSurface
@@ -54,7 +54,7 @@ def make_link(config: MixUpKEnvConfig) -> LearnerLink:
     """Build the learner link named by the config's spec (inside whichever process RLlib built the env in)."""
     if isinstance(config.link, StandInSurface):
         return StandInLearner(config.link, config.window_batches)
-    if isinstance(config.link, MailboxLinkSpec):
+    if isinstance(config.link, MailboxLinkConfig):
         from rl_env.mailbox import RemoteLearnerLink
 
         return RemoteLearnerLink.from_name(config.link.mailbox_name, config.link.timeout_s, config.link.namespace)
@@ -71,7 +71,7 @@ def loss_trend(losses: list[float]) -> float:
 class MixUpKEnv(gym.Env):
     """The MixUp-k environment (module docstring). RLlib builds it as `MixUpKEnv(env_config_dict)`."""
 
-    metadata: dict[str, Any] = {}
+    metadata: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self, env_config: Mapping[str, Any] | MixUpKEnvConfig | None = None, link: LearnerLink | None = None

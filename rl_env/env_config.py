@@ -3,7 +3,7 @@
 RLlib constructs environments itself, from `config.env_config` (a dict it may copy, pickle and checkpoint),
 so the typed `MixUpKEnvConfig` travels as `to_env_config()` and comes back through `from_env_config()`.
 The learner the environment drives is named by a picklable spec, not an object: `StandInSurface` (the
-stand-in learner, built inside the environment) or `MailboxLinkSpec` (the named mailbox of a running Ray
+stand-in learner, built inside the environment) or `MailboxLinkConfig` (the named mailbox of a running Ray
 Train run, looked up when the first episode starts).
 """
 
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from masking.errors import InputError
+from common.errors import InputError
 from rl_env.reward import DEFAULT_LOSS_WEIGHT, DEFAULT_UTILITY_PENALTY
 from rl_env.standin import StandInSurface
 
@@ -24,7 +24,7 @@ RLLIB_ENV_CONFIG_KEYS = frozenset({"num_envs"})
 
 
 @dataclass(frozen=True)
-class MailboxLinkSpec:
+class MailboxLinkConfig:
     """Drive the real FR learner through the named `LearnerMailbox` of its Ray Train run."""
 
     mailbox_name: str
@@ -38,8 +38,8 @@ class MailboxLinkSpec:
             raise InputError(f"link timeout_s={self.timeout_s}: give the learner a positive number of seconds")
 
 
-LinkSpec = StandInSurface | MailboxLinkSpec
-LINK_KINDS: dict[str, type] = {"standin": StandInSurface, "mailbox": MailboxLinkSpec}
+LinkConfig = StandInSurface | MailboxLinkConfig
+LINK_KINDS: dict[str, type] = {"standin": StandInSurface, "mailbox": MailboxLinkConfig}
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class MixUpKEnvConfig:
     utility_penalty: float = DEFAULT_UTILITY_PENALTY  # lambda of rl_env.reward
     history_windows: int = 4  # recent windows the observation averages and fits its trend over
     reward_centering_windows: int = 20  # memory of the running mean subtracted from rewards; 0: off
-    link: LinkSpec = field(default_factory=StandInSurface)
+    link: LinkConfig = field(default_factory=StandInSurface)
     window_log_path: str | None = None  # optional JSONL file: one record per window (k, reward, losses)
 
     def __post_init__(self) -> None:
@@ -115,7 +115,7 @@ class MixUpKEnvConfig:
         return cls(**settings)
 
 
-def link_spec_from_dict(spec: Mapping[str, Any]) -> LinkSpec:
+def link_spec_from_dict(spec: Mapping[str, Any]) -> LinkConfig:
     """`{"kind": "standin" | "mailbox", ...fields}` -> the typed spec."""
     fields = dict(spec)
     kind = fields.pop("kind", None)

@@ -29,7 +29,7 @@ from statistics import fmean
 import ray
 from ray.actor import ActorHandle
 
-from masking.errors import InputError
+from common.errors import InputError
 from rl_env.learner_link import LearnerLink, LearnerState, LearnerTimeout, WindowResult
 
 MAX_CONCURRENT_CALLS = 256

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from masking.errors import InputError
-from rl_env.env_config import DEFAULT_CANDIDATE_SET, MailboxLinkSpec, MixUpKEnvConfig
+from common.errors import InputError
+from rl_env.env_config import DEFAULT_CANDIDATE_SET, MailboxLinkConfig, MixUpKEnvConfig
 from rl_env.reward import DEFAULT_LOSS_WEIGHT, DEFAULT_UTILITY_PENALTY
 
 
 @dataclass
-class AdaptiveSettings:
+class AdaptiveConfig:
     candidate_set: tuple[int, ...] = DEFAULT_CANDIDATE_SET
     loss_weight: float = DEFAULT_LOSS_WEIGHT
     utility_penalty: float = DEFAULT_UTILITY_PENALTY  # lambda: weight of the clean-validation-loss rise
@@ -30,7 +30,7 @@ class AdaptiveSettings:
             batch_size=batch_size,
             window_batches=1,
             windows_per_episode=1,
-            link=MailboxLinkSpec(mailbox_name="validation-only", timeout_s=self.timeout_s),
+            link=MailboxLinkConfig(mailbox_name="validation-only", timeout_s=self.timeout_s),
         )
 
     def environment(self, batch_size: int, window_batches: int, windows_per_episode: int, **extra) -> MixUpKEnvConfig:

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from masking.errors import InputError
+from common.errors import InputError
 from rl_env.learner_link import LearnerLink, LearnerState, WindowResult
 from rl_env.reward import DEFAULT_LOSS_WEIGHT, DEFAULT_UTILITY_PENALTY, window_reward
 
@@ -99,7 +99,10 @@ class StandInSurface:
     def critical_penalty(self, candidate_set: Sequence[int], loss_weight: float = DEFAULT_LOSS_WEIGHT) -> float:
         """The smallest lambda above which k* beats every larger candidate (0 when none is larger)."""
         gains = [
-            loss_weight * self.mixing_cost * math.log(k / self.optimal_k) / (self.collapse_rate * (k - self.optimal_k) ** 2)
+            loss_weight
+            * self.mixing_cost
+            * math.log(k / self.optimal_k)
+            / (self.collapse_rate * (k - self.optimal_k) ** 2)
             for k in candidate_set
             if k > self.optimal_k
         ]

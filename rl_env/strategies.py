@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from masking.errors import InputError
+from common.errors import InputError
 from rl_env.env_config import MixUpKEnvConfig
 from rl_env.learner_link import LearnerTimeout
 

@@ -45,18 +45,18 @@ def ray_cluster():
 @pytest.fixture(scope="session")
 def synthetic_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small prepared synthetic face set (40 people x 10 images, 32 px): quick to train on, still learnable."""
-    from pipelines.prepare import PrepareOptions
-    from pipelines.synth import prepare_synthetic
+    from pipelines.data.prepare import PrepareConfig
+    from pipelines.data.synth import prepare_synthetic
 
     out = tmp_path_factory.mktemp("synthetic") / "faces"
-    prepare_synthetic(out, identities=40, images_per_identity=10, options=PrepareOptions(size=32))
+    prepare_synthetic(out, identities=40, images_per_identity=10, options=PrepareConfig(size=32))
     return out
 
 
 @pytest.fixture(scope="session")
 def client_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from masking.keys import generate_key
-    from pipelines.keyfile import write_key_file
+    from pipelines.client.keyfile import write_key_file
 
     path = tmp_path_factory.mktemp("key") / "client.key"
     write_key_file(path, generate_key(), force=False)
@@ -66,8 +66,8 @@ def client_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def masked_synthetic_faces(synthetic_faces: Path, client_key: Path) -> Path:
     """The synthetic face set's private and verify splits, masked with `client_key` at the default ratio."""
-    from pipelines.keyfile import read_key_file
-    from pipelines.masking_io import mask_dataset
+    from pipelines.client.keyfile import read_key_file
+    from pipelines.client.masking_io import mask_dataset
 
     out = synthetic_faces.parent / "masked"
     mask_dataset(synthetic_faces, read_key_file(client_key), out, progress=False)

@@ -12,6 +12,7 @@ Why these choices:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -112,8 +113,10 @@ class LocalRayCluster:
         self.dashboard_url = f"http://{DASHBOARD_HOST}:{head_ports['--dashboard-port']}"
         flags = ["--head", f"--dashboard-host={DASHBOARD_HOST}", f"--temp-dir={self.root / 'ray-0'}"]
         flags += [f"{flag}={port}" for flag, port in head_ports.items()]
-        self._start_node(HEAD_IP, flags, ports[len(HEAD_PORT_FLAGS):], num_cpus, resources)
-        self._wait_until(lambda: self.ray("job", "list", "--address", self.dashboard_url).returncode == 0, "the job server")
+        self._start_node(HEAD_IP, flags, ports[len(HEAD_PORT_FLAGS) :], num_cpus, resources)
+        self._wait_until(
+            lambda: self.ray("job", "list", "--address", self.dashboard_url).returncode == 0, "the job server"
+        )
 
     def add_node(self, num_cpus: int, resources: dict[str, float]) -> None:
         """Another node on its own loopback address, with its own temp dir (logs, sockets) like a separate machine."""
@@ -136,7 +139,9 @@ class LocalRayCluster:
             raise RuntimeError(f"ray list {' '.join(args)} failed: {result.stdout[-500:]} {result.stderr[-2000:]}")
         return json.loads(result.stdout[start:])
 
-    def _start_node(self, node_ip: str, flags: list[str], ports: list[int], num_cpus: int, resources: dict[str, float]) -> None:
+    def _start_node(
+        self, node_ip: str, flags: list[str], ports: list[int], num_cpus: int, resources: dict[str, float]
+    ) -> None:
         log_path = self.root / f"node-{len(self.nodes)}.log"
         command = [
             sys.executable, "-m", "ray.scripts.scripts", "start", "--block", f"--node-ip-address={node_ip}",
@@ -145,7 +150,9 @@ class LocalRayCluster:
             *(f"{flag}={port}" for flag, port in zip(NODE_PORT_FLAGS, ports)),
         ]  # fmt: skip
         with open(log_path, "w", encoding="utf-8") as log:
-            process = subprocess.Popen(command, env=self._node_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            process = subprocess.Popen(
+                command, env=self._node_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.nodes.append(RayNode(address=node_ip, process=process, log_path=log_path))
 
     def _wait_until(self, ready, what: str) -> None:
@@ -153,7 +160,9 @@ class LocalRayCluster:
         while time.monotonic() < deadline:
             for node in self.nodes:
                 if node.process.poll() is not None:
-                    raise RuntimeError(f"ray start for {node.address} exited early:\n{node.log_path.read_text(encoding='utf-8')[-3000:]}")
+                    raise RuntimeError(
+                        f"ray start for {node.address} exited early:\n{node.log_path.read_text(encoding='utf-8')[-3000:]}"
+                    )
             if ready():
                 return
             time.sleep(1.0)
@@ -171,10 +180,8 @@ class LocalRayCluster:
                 node.process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         for node in reversed(self.nodes):
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 node.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
         time.sleep(1.0)
         table = process_table()
         ours.update({pid: info for pid, info in table.items() if info[1] in started})  # left in our sessions

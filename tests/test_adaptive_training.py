@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipelines.experiment_config import load_experiment
-from pipelines.training import run_training
+from pipelines.runs.experiment_config import load_experiment
+from pipelines.runs.training import run_training
 from rl_env.coupling import K_FIGURE, STRATEGY_DIR
 
 COMMON = [

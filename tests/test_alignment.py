@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from pipelines.alignment import TEMPLATE_EYES_NOSE, align_face, eyes_and_nose
-from pipelines.prepare import PrepareOptions, prepare_folder
+from pipelines.data.alignment import TEMPLATE_EYES_NOSE, align_face, eyes_and_nose
+from pipelines.data.prepare import PrepareConfig, prepare_folder
 
 
 def test_aligned_real_faces_have_eyes_and_nose_on_the_template(orl_dir: Path) -> None:
@@ -34,6 +34,6 @@ def test_prepare_align_centre_crops_faceless_images_and_lists_them(orl_dir: Path
             shutil.copy(orl_dir / person / image, source / person / image)
     texture = cv2.GaussianBlur(np.random.default_rng(1).integers(0, 256, (112, 92), dtype=np.uint8), (9, 9), 0)
     cv2.imwrite(str(source / "s6" / "wall.png"), texture)
-    manifest = prepare_folder(source, tmp_path / "out", PrepareOptions(size=64, align=True, splits=(0.34, 0.33, 0.33)))
+    manifest = prepare_folder(source, tmp_path / "out", PrepareConfig(size=64, align=True, splits=(0.34, 0.33, 0.33)))
     assert manifest["alignment_fallbacks"] == ["s6/wall.png"]
     assert manifest["num_images"] == 13 and manifest["parameters"]["align"] is True

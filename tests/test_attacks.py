@@ -3,7 +3,7 @@
 One module-scoped set-up: 24 synthetic people at 32 px, masked (ratio 0.1, so a leaked key has something to
 recover), an unprotected and a PPFR-FD model trained for a few epochs on one Ray worker, every attack run with
 test-sized budgets, and both runs evaluated. "Recognisable" means named well above the mean face's rate by an
-independent judge: F1 (dlib) or the evaluation classifier (the MIA convention), both of which tell these
+independent judge: dlib or the evaluation classifier (the MIA convention), both of which tell these
 synthetic people apart on untouched originals.
 """
 
@@ -16,17 +16,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from common.errors import InputError
 from evaluation.attacks.base import MeanFaceAttack
 from evaluation.budgets import load_budgets
-from evaluation.report import REPORT_JSON, read_run_report
 from evaluation.evaluate_runs import evaluate_runs
+from evaluation.report import REPORT_JSON, read_run_report
 from evaluation.run_attacks import AttackCaches, attack_context, identity_targets, plan_attacks, read_attack_records
 from evaluation.run_data import load_run
-from evaluation.server_view import DefenceSettings, build_server_targets
-from masking.errors import InputError
-from pipelines.cli import main
-from pipelines.experiment_config import load_experiment
-from pipelines.keyfile import read_key_file
+from evaluation.server_view import PublicDefenseConfig, build_server_targets
+from pipelines.cli.main import main
+from pipelines.client.keyfile import read_key_file
+from pipelines.runs.experiment_config import load_experiment
 from trainers.run import train
 
 pytestmark = pytest.mark.slow
@@ -57,12 +57,31 @@ def evaluated(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     assert main(["mask", str(data), "--key", str(key), "--out", str(masked), "--ratio", "0.1"]) == 0
     runs = {}
     for defense, folder in (("none", data), ("ppfr_fd", masked)):
-        config = load_experiment(None, [f"defense.name={defense}", "scale.workers=1", "optim.epochs=5", "optim.batch_size=16"])
+        config = load_experiment(
+            None, [f"defense.name={defense}", "scale.workers=1", "optim.epochs=5", "optim.batch_size=16"]
+        )
         train(folder, root / defense, config.train_config())
         runs[defense] = root / defense
     assert main(["attack", str(runs["none"]), "--cache-dir", str(cache), "--quiet", *budget_flags()]) == 0
-    assert main(["attack", str(runs["ppfr_fd"]), "--key", str(key), "--cache-dir", str(cache), "--quiet", *budget_flags()]) == 0
-    assert main(["evaluate", str(runs["none"]), str(runs["ppfr_fd"]), "--out", str(root / "compared"), "--cache-dir", str(cache), "--quiet"]) == 0
+    assert (
+        main(["attack", str(runs["ppfr_fd"]), "--key", str(key), "--cache-dir", str(cache), "--quiet", *budget_flags()])
+        == 0
+    )
+    assert (
+        main(
+            [
+                "evaluate",
+                str(runs["none"]),
+                str(runs["ppfr_fd"]),
+                "--out",
+                str(root / "compared"),
+                "--cache-dir",
+                str(cache),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return {**runs, "key": key, "cache": cache, "compared": root / "compared"}
 
 
@@ -74,27 +93,33 @@ def mean_face_outcome(run_dir: Path, cache: Path):
     """The trivial baseline on the same targets, judged by the same (cached) evaluators."""
     budgets = load_budgets("small", BUDGET)
     run = load_run(run_dir)
-    defence = DefenceSettings.from_run(run)
-    targets = build_server_targets(run, defence, budgets.max_targets, budgets.seed)
-    ctx = attack_context(run, defence, "recovery", "unknown", None, budgets, budgets.torch_device(), targets,
+    defense = PublicDefenseConfig.from_run(run)
+    targets = build_server_targets(run, defense, budgets.max_targets, budgets.seed)
+    ctx = attack_context(run, defense, "recovery", "unknown", None, budgets, budgets.torch_device(), targets,
                          identity_targets(targets, run.private.labels, budgets.max_identities))  # fmt: skip
     attack = MeanFaceAttack()
     attack.fit(ctx)
-    return AttackCaches(cache).judges.judges(run.private, budgets.evaluator, budgets.seed).evaluator.attack_outcome(attack.reconstruct(ctx))
+    return (
+        AttackCaches(cache)
+        .judges.judges(run.private, budgets.evaluator, budgets.seed)
+        .evaluator.attack_outcome(attack.reconstruct(ctx))
+    )
 
 
-def test_every_attack_recognisably_beats_the_mean_face_against_the_unprotected_model(evaluated: dict[str, Path]) -> None:
+def test_every_attack_recognisably_beats_the_mean_face_against_the_unprotected_model(
+    evaluated: dict[str, Path],
+) -> None:
     baseline = mean_face_outcome(evaluated["none"], evaluated["cache"])
     found = outcomes(evaluated["none"])
     assert set(found) == {("recovery", "unknown"), ("whitebox", "unknown"), ("blackbox", "unknown")}
     for (attack, _), outcome in found.items():
-        # recognised well above the mean face by at least one independent judge (F1 or the classifier)
+        # recognised well above the mean face by at least one independent judge (dlib or the classifier)
         gain = max(outcome["top1"] - baseline.top1, outcome["classifier_top1"] - baseline.classifier_top1)
         assert gain >= 0.15, (attack, outcome, baseline)
     assert found[("recovery", "unknown")]["ssim"] >= baseline.ssim + 0.2
 
 
-def test_the_masked_defence_scores_more_privacy_than_none(evaluated: dict[str, Path]) -> None:
+def test_the_masked_defense_scores_more_privacy_than_none(evaluated: dict[str, Path]) -> None:
     none, masked = read_run_report(evaluated["none"]), read_run_report(evaluated["ppfr_fd"])
     assert masked.scores.score_pp > none.scores.score_pp + 0.2
     assert masked.measures.S1 > none.measures.S1 and none.measures.S1 == 0.0  # the server sees the raw image under none
@@ -113,11 +138,11 @@ def test_reports_are_written_readable_and_hold_every_required_key(evaluated: dic
     for defense in ("none", "ppfr_fd"):
         folder = evaluated[defense]
         data = json.loads((folder / REPORT_JSON).read_text(encoding="utf-8"))
-        assert REQUIRED_REPORT_KEYS <= set(data) and data["defense"] == defense and data["synthetic_data"] is True
+        assert set(data) >= REQUIRED_REPORT_KEYS and data["defense"] == defense and data["synthetic_data"] is True
         for by_setting in data["attacks"].values():
             for outcome in by_setting.values():
                 assert {"ssim", "psnr", "top1", "top5", "knn_dist", "classifier_top1"} <= set(outcome)
-        assert {"f1_top1", "classifier_top1", "chance_top1"} <= set(data["settings"]["evaluators"])
+        assert {"dlib_top1", "classifier_top1", "chance_top1"} <= set(data["settings"]["evaluators"])
         report = read_run_report(folder)
         assert report.defense == defense and 0.0 <= report.scores.overall <= 1.0
         markdown = (folder / "report.md").read_text(encoding="utf-8")
@@ -126,7 +151,9 @@ def test_reports_are_written_readable_and_hold_every_required_key(evaluated: dic
     assert read_run_report(evaluated["none"]).scores.score_cls == 1.0
     compared = evaluated["compared"]
     assert len(json.loads((compared / "comparison.json").read_text(encoding="utf-8"))) == 2
-    assert (compared / "privacy_utility.png").stat().st_size > 0 and "ppfr_fd" in (compared / "comparison.md").read_text(encoding="utf-8")
+    assert (compared / "privacy_utility.png").stat().st_size > 0 and "ppfr_fd" in (
+        compared / "comparison.md"
+    ).read_text(encoding="utf-8")
     with np.load(evaluated["ppfr_fd"] / "attacks" / "recovery-known.npz") as saved:
         assert saved["reconstructions"].shape == (16, 3, 32, 32) and saved["reconstructions"].dtype == np.uint8
 
@@ -142,7 +169,9 @@ def test_the_key_appears_in_no_written_file(evaluated: dict[str, Path]) -> None:
     assert not leaking
 
 
-def test_attacking_with_a_wrong_key_or_evaluating_without_a_baseline_fails_early(evaluated: dict[str, Path], tmp_path: Path) -> None:
+def test_attacking_with_a_wrong_key_or_evaluating_without_a_baseline_fails_early(
+    evaluated: dict[str, Path], tmp_path: Path
+) -> None:
     assert main(["keygen", "--out", str(tmp_path / "other")]) == 0
     with pytest.raises(InputError, match="fingerprint"):
         plan_attacks(evaluated["ppfr_fd"], "recovery", "known", read_key_file(tmp_path / "other"))

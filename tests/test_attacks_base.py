@@ -7,8 +7,8 @@ import secrets
 import pytest
 import torch
 
-from evaluation.attacks.base import Attack, AttackBudget, AttackContext, AttackResult, MeanFaceAttack
-from masking.errors import InputError
+from common.errors import InputError
+from evaluation.attacks.base import Attack, AttackBudgetConfig, AttackContext, AttackResult, MeanFaceAttack
 
 SHAPE = (1, 8, 6)
 
@@ -56,6 +56,6 @@ def test_context_and_result_refuse_misshapen_inputs() -> None:
     with pytest.raises(InputError, match="target_masked"):
         context(target_masked=torch.zeros(2, 4, 2, 2))
     with pytest.raises(InputError, match="steps"):
-        AttackBudget(steps=0)
+        AttackBudgetConfig(steps=0)
     with pytest.raises(InputError, match=r"\[0, 1\]"):
         AttackResult(reconstructions=torch.full((1, *SHAPE), 1.5), target_labels=torch.tensor([0]))

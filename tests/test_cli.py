@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from masking.errors import InputError
-from pipelines import cli
+from common.errors import InputError
+from pipelines.cli import main as cli
 
 
 def test_help_lists_every_registered_verb(capsys: pytest.CaptureFixture[str]) -> None:

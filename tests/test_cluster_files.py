@@ -52,7 +52,7 @@ def test_cluster_yaml_has_cpu_head_gpu_workers_and_installs_the_project(cluster_
     assert workers["node_config"]["InstanceType"].startswith(gpu_families)
     assert 0 < workers["min_workers"] <= workers["max_workers"] <= cluster_config["max_workers"]
     setup = "\n".join(cluster_config["setup_commands"])
-    assert setup.index("pip install \"torch") < setup.index("pip install ~/hybridmask")
+    assert setup.index('pip install "torch') < setup.index("pip install ~/hybridmask")
     assert "ray[default]" in setup
     assert cluster_config["file_mounts"]["~/hybridmask"] == "."
 
@@ -75,7 +75,9 @@ def test_submit_entry_runs_a_verb_from_another_folder(tmp_path: Path) -> None:
     assert len(result.stdout.strip()) == 16 and (tmp_path / "client.key").stat().st_size == 32
 
 
-def test_submit_entry_defaults_ray_address_to_the_running_cluster_and_keeps_a_given_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_submit_entry_defaults_ray_address_to_the_running_cluster_and_keeps_a_given_one(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from pipelines.cluster import submit_entry
 
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
@@ -91,15 +93,15 @@ def test_working_dir_upload_leaves_keys_and_git_history_behind(tmp_path: Path) -
     from ray._private.runtime_env.packaging import create_package
 
     checkout = tmp_path / "checkout"
-    (checkout / "pipelines").mkdir(parents=True)
+    (checkout / "pipelines" / "cli").mkdir(parents=True)
     (checkout / ".git").mkdir()
     for name in (".gitignore", ".rayignore"):
         shutil.copy(REPO_ROOT / name, checkout / name)
-    shutil.copy(REPO_ROOT / "pipelines" / "cli.py", checkout / "pipelines" / "cli.py")
+    shutil.copy(REPO_ROOT / "pipelines" / "cli" / "main.py", checkout / "pipelines" / "cli" / "main.py")
     (checkout / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     (checkout / "client.key").write_bytes(os.urandom(32))
     package = tmp_path / "package.zip"
     create_package(str(checkout), package, include_gitignore=True)
     names = zipfile.ZipFile(package).namelist()
-    assert "pipelines/cli.py" in names
+    assert "pipelines/cli/main.py" in names
     assert not [name for name in names if name.endswith(".key") or name.startswith(".git/")], names

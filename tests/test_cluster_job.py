@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines import cli
+from pipelines.cli import main as cli
 from tests.local_ray_cluster import HEAD_IP, LocalRayCluster, dashboard_missing_reason
 from trainers.run import ray_run_name
 
@@ -53,12 +53,17 @@ def masked_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
              "--size", "32", "--pairs", "40", "--no-progress"]  # fmt: skip
     assert cli.main(synth) == 0
     assert cli.main(["keygen", "--out", str(folder / "client.key")]) == 0
-    assert cli.main(["mask", str(folder / "faces"), "--key", str(folder / "client.key"), "--out", str(folder / "masked")]) == 0
+    assert (
+        cli.main(["mask", str(folder / "faces"), "--key", str(folder / "client.key"), "--out", str(folder / "masked")])
+        == 0
+    )
     return folder / "masked"
 
 
 def test_both_nodes_joined_with_their_own_resources(cluster: LocalRayCluster) -> None:
-    resources = {node["node_ip"]: node["resources_total"] for node in cluster.state("nodes") if node["state"] == "ALIVE"}
+    resources = {
+        node["node_ip"]: node["resources_total"] for node in cluster.state("nodes") if node["state"] == "ALIVE"
+    }
     assert set(resources) == {HEAD_IP, SECOND_NODE_IP}
     assert resources[HEAD_IP]["CPU"] == HEAD_CPUS and "hm_head_node" in resources[HEAD_IP]
     assert resources[SECOND_NODE_IP]["CPU"] == SECOND_NODE_CPUS and "hm_second_node" in resources[SECOND_NODE_IP]
@@ -92,7 +97,9 @@ def test_submitted_train_job_spans_both_nodes_and_writes_its_run(
 
     node_ips = {node["node_id"]: node["node_ip"] for node in cluster.state("nodes")}
     workers = cluster.state("actors", "--filter", "class_name=RayTrainWorker")
-    assert sorted(node_ips[worker["node_id"]] for worker in workers) == [HEAD_IP, SECOND_NODE_IP], "workers did not span both nodes"
+    assert sorted(node_ips[worker["node_id"]] for worker in workers) == [HEAD_IP, SECOND_NODE_IP], (
+        "workers did not span both nodes"
+    )
 
     summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     assert summary["defense"] == "ppfr_fd"
@@ -102,4 +109,6 @@ def test_submitted_train_job_spans_both_nodes_and_writes_its_run(
     epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [epoch["epoch"] for epoch in epochs] == [1]
     assert (run_dir / "model.pt").is_file()
-    assert list((storage / ray_run_name(run_dir.resolve(), shared_storage=True)).glob("checkpoint_*")), "no checkpoint in the --storage folder"
+    assert list((storage / ray_run_name(run_dir.resolve(), shared_storage=True)).glob("checkpoint_*")), (
+        "no checkpoint in the --storage folder"
+    )

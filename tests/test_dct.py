@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from common.errors import InputError
 from masking.dct import block_dct, block_idct, from_frequency, rgb_to_ycbcr, to_frequency, ycbcr_to_rgb
-from masking.errors import InputError
 from tests.masking_faces import orl_faces, smooth_images
 
 

@@ -1,4 +1,4 @@
-"""The evaluators: dlib's F1 and its gallery, the evaluation classifier, and the PrivacyEvaluator that joins them."""
+"""The evaluators: dlib's face descriptor and its gallery, the evaluation classifier, and the PrivacyEvaluator that joins them."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from common.errors import InputError
 from evaluation.classifier import EvaluationClassifier, stratified_split
 from evaluation.identification import DESCRIPTOR_DIMENSION, DlibFaceDescriptor, IdentificationGallery
 from evaluation.measures import topk_rates
 from evaluation.outcomes import PrivacyEvaluator
-from masking.errors import InputError
 
 ORL_IDENTITIES = 10  # chance level of top-1 identification is 0.1
 
@@ -39,23 +39,26 @@ def orl_gallery(orl_dir: Path, descriptor: DlibFaceDescriptor) -> Identification
     return IdentificationGallery(descriptor.describe(images), labels)
 
 
-def test_f1_identifies_real_faces_from_other_photos_of_the_same_people(orl_dir, descriptor, orl_gallery) -> None:
+def test_dlib_identifies_real_faces_from_other_photos_of_the_same_people(orl_dir, descriptor, orl_gallery) -> None:
     probes, labels = read_orl(orl_dir, ORL_IDENTITIES, range(6, 8))
     top1, top5 = topk_rates(orl_gallery.identify(descriptor.describe(probes)), labels)
-    assert top1 >= 0.7, f"F1 top-1 {top1:.2f} on ORL (chance 0.1)"
+    assert top1 >= 0.7, f"dlib top-1 {top1:.2f} on ORL (chance 0.1)"
     assert top5 >= top1
 
 
-def test_f1_does_not_identify_pure_noise(orl_dir, descriptor, orl_gallery) -> None:
+def test_dlib_does_not_identify_pure_noise(orl_dir, descriptor, orl_gallery) -> None:
     probes, labels = read_orl(orl_dir, ORL_IDENTITIES, range(6, 7))
     noise = np.random.default_rng(0).integers(0, 256, probes.shape, dtype=np.uint8)
     noise_descriptors, face_descriptors = descriptor.describe(noise), descriptor.describe(probes)
     top1, _ = topk_rates(orl_gallery.identify(noise_descriptors), labels)
-    assert top1 <= 0.3, f"F1 named the true person for {top1:.0%} of noise images (chance 10%)"
-    assert orl_gallery.knn_distance(noise_descriptors, labels).mean() > orl_gallery.knn_distance(face_descriptors, labels).mean()
+    assert top1 <= 0.3, f"dlib named the true person for {top1:.0%} of noise images (chance 10%)"
+    assert (
+        orl_gallery.knn_distance(noise_descriptors, labels).mean()
+        > orl_gallery.knn_distance(face_descriptors, labels).mean()
+    )
 
 
-def test_f1_reads_gray_rgb_uint8_and_float_alike(orl_dir, descriptor) -> None:
+def test_dlib_reads_gray_rgb_uint8_and_float_alike(orl_dir, descriptor) -> None:
     faces, _ = read_orl(orl_dir, 2, range(1, 2))
     gray_uint8 = descriptor.describe(faces)
     assert gray_uint8.shape == (2, DESCRIPTOR_DIMENSION)
@@ -63,21 +66,19 @@ def test_f1_reads_gray_rgb_uint8_and_float_alike(orl_dir, descriptor) -> None:
     np.testing.assert_allclose(descriptor.describe(np.repeat(faces[..., None], 3, axis=-1)), gray_uint8, atol=1e-6)
 
 
-def test_f1_describes_images_of_different_sizes_in_one_call(orl_dir, descriptor) -> None:
+def test_dlib_describes_images_of_different_sizes_in_one_call(orl_dir, descriptor) -> None:
     faces, _ = read_orl(orl_dir, 1, range(1, 2))
     small = cv2.resize(faces[0], (46, 56), interpolation=cv2.INTER_AREA)
     assert descriptor.describe([faces[0], small]).shape == (2, DESCRIPTOR_DIMENSION)
 
 
-def test_f1_refuses_an_unknown_mode() -> None:
+def test_dlib_refuses_an_unknown_mode() -> None:
     with pytest.raises(InputError, match="mode"):
         DlibFaceDescriptor(mode="crop")  # type: ignore[arg-type]
 
 
 def test_gallery_ranks_identities_by_their_nearest_image() -> None:
-    gallery = IdentificationGallery(
-        np.array([[0.0, 0.0], [5.0, 0.0], [1.0, 0.0], [0.0, 3.0]]), np.array([7, 7, 2, 4])
-    )
+    gallery = IdentificationGallery(np.array([[0.0, 0.0], [5.0, 0.0], [1.0, 0.0], [0.0, 3.0]]), np.array([7, 7, 2, 4]))
     query = np.array([[4.0, 0.0], [0.1, 2.5]])
     np.testing.assert_array_equal(gallery.identify(query, k=3), [[7, 2, 4], [4, 7, 2]])
     np.testing.assert_allclose(gallery.knn_distance(query, np.array([2, 7])), [3.0, np.hypot(0.1, 2.5)])
@@ -104,7 +105,7 @@ def test_evaluation_classifier_beats_chance_on_held_out_orl_faces(orl_dir, tmp_p
 
 
 class PixelDescriptor:
-    """A stand-in for F1 (same `describe` contract): downsampled pixels, so evaluator logic tests run in milliseconds."""
+    """A stand-in for dlib (same `describe` contract): downsampled pixels, so evaluator logic tests run in milliseconds."""
 
     def describe(self, images) -> np.ndarray:
         array = images.numpy() if isinstance(images, torch.Tensor) else np.asarray(images, dtype=np.float32)

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from masking.errors import InputError
+from common.errors import InputError
 from trainers.backbones import build_backbone
 from trainers.heads import build_head, mixed_label_loss
 from trainers.verification import best_threshold, tar_at_far, verify

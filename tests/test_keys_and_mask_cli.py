@@ -17,11 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from masking.errors import InputError
+from common.errors import InputError
 from masking.keys import key_fingerprint
 from masking.masker import FrequencyMasker
-from pipelines import cli
-from pipelines.keyfile import KeyFilePermissionWarning, read_key_file, write_key_file
+from pipelines.cli import main as cli
+from pipelines.client.keyfile import KeyFilePermissionWarning, read_key_file, write_key_file
 from tests.masking_faces import smooth_images
 from trainers.schema import IMAGE_SCHEMA, MASKED_SCHEMA, PAIRS_SCHEMA, decode_features, read_split
 
@@ -117,7 +117,7 @@ def test_write_key_file_creates_owner_only_even_with_a_permissive_umask(tmp_path
 
 
 def test_reading_a_missing_short_or_non_file_key_is_an_input_error(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="does not exist.*keygen"):
+    with pytest.raises(InputError, match=r"does not exist.*keygen"):
         read_key_file(tmp_path / "absent.key")
     short = tmp_path / "short.key"
     short.write_bytes(b"x" * 31)
@@ -150,10 +150,15 @@ def test_a_key_file_readable_by_others_warns_with_the_fix(key_file: Path) -> Non
 # --- mask ------------------------------------------------------------------------------------------------------
 
 
-def test_mask_cli_writes_masked_private_and_verify_shards_with_public_settings(tmp_path: Path, key_file: Path, capsys) -> None:
+def test_mask_cli_writes_masked_private_and_verify_shards_with_public_settings(
+    tmp_path: Path, key_file: Path, capsys
+) -> None:
     data = write_prepared_folder(tmp_path / "prepared")
     out = tmp_path / "masked"
-    assert cli.main(["mask", str(data), "--key", str(key_file), "--out", str(out), "--ratio", "0.5", "--batch-size", "5"]) == 0
+    assert (
+        cli.main(["mask", str(data), "--key", str(key_file), "--out", str(out), "--ratio", "0.5", "--batch-size", "5"])
+        == 0
+    )
     key = key_file.read_bytes()
 
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "pairs.parquet", "private", "verify"]
@@ -222,7 +227,11 @@ def test_a_failed_mask_leaves_no_partial_folder(tmp_path: Path, key_file: Path, 
 
 @pytest.mark.parametrize(
     "extra, message",
-    [(["--ratio", "1.0"], r"outside \[0, 1\)"), (["--ratio", "0.999"], "leaves none"), (["--batch-size", "0"], "at least 1")],
+    [
+        (["--ratio", "1.0"], r"outside \[0, 1\)"),
+        (["--ratio", "0.999"], "leaves none"),
+        (["--batch-size", "0"], "at least 1"),
+    ],
 )
 def test_mask_reports_bad_settings_in_one_line(tmp_path: Path, key_file: Path, capsys, extra, message) -> None:
     data = write_prepared_folder(tmp_path / "prepared")

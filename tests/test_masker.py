@@ -7,11 +7,11 @@ import json
 import pytest
 import torch
 
+from common.errors import InputError
 from masking.dct import from_frequency, to_frequency
-from masking.errors import InputError
 from masking.keys import KEY_BYTES, derive_obfuscation, generate_key, key_fingerprint, validate_key
 from masking.masker import FrequencyMasker
-from masking.obfuscation import ChannelStats, fit_channel_stats, normalise, denormalise
+from masking.obfuscation import ChannelStats, denormalize, fit_channel_stats, normalize
 from masking.ppfr import channel_energy, select_channels
 from masking.render import render_client_view, render_server_view
 from tests.masking_faces import orl_faces, smooth_images
@@ -130,9 +130,9 @@ def test_mixing_is_orthogonal_and_no_mixed_channel_is_mostly_one_frequency() -> 
 def test_normalisation_inverts_and_gives_unit_statistics() -> None:
     x = torch.randn(6, 5, 4, 4, dtype=torch.float64) * torch.arange(1, 6, dtype=torch.float64)[:, None, None] + 3
     stats = fit_channel_stats(x)
-    normalised = normalise(x, stats)
-    torch.testing.assert_close(normalised.mean(dim=(0, 2, 3)), torch.zeros(5, dtype=torch.float64), atol=1e-12, rtol=0)
-    torch.testing.assert_close(denormalise(normalised, stats), x)
+    normalized = normalize(x, stats)
+    torch.testing.assert_close(normalized.mean(dim=(0, 2, 3)), torch.zeros(5, dtype=torch.float64), atol=1e-12, rtol=0)
+    torch.testing.assert_close(denormalize(normalized, stats), x)
     with pytest.raises(InputError, match="positive"):
         ChannelStats(torch.zeros(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64))
 
@@ -146,10 +146,14 @@ def test_composed_convolution_equals_the_step_by_step_reference(masker: Frequenc
     torch.testing.assert_close(masker.mask(exact), masker.mask_reference(exact), atol=1e-10, rtol=0)
 
 
-def test_masked_training_data_is_normalised_per_channel(masker: FrequencyMasker, reference) -> None:
+def test_masked_training_data_is_normalized_per_channel(masker: FrequencyMasker, reference) -> None:
     masked = masker.mask(reference).double()
-    torch.testing.assert_close(masked.mean(dim=(0, 2, 3)), torch.zeros(masker.num_kept, dtype=torch.float64), atol=1e-5, rtol=0)
-    torch.testing.assert_close(masked.std(dim=(0, 2, 3), correction=0), torch.ones(masker.num_kept, dtype=torch.float64), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        masked.mean(dim=(0, 2, 3)), torch.zeros(masker.num_kept, dtype=torch.float64), atol=1e-5, rtol=0
+    )
+    torch.testing.assert_close(
+        masked.std(dim=(0, 2, 3), correction=0), torch.ones(masker.num_kept, dtype=torch.float64), atol=1e-4, rtol=0
+    )
 
 
 def test_the_key_brings_the_kept_channels_back_exactly(masker: FrequencyMasker) -> None:

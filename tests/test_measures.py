@@ -9,6 +9,7 @@ import pytest
 import torch
 from scipy.ndimage import gaussian_filter
 
+from common.errors import InputError
 from evaluation.images import as_float_nhwc
 from evaluation.measures import (
     AttackOutcome,
@@ -20,7 +21,6 @@ from evaluation.measures import (
     ssim_per_image,
     topk_rates,
 )
-from masking.errors import InputError
 
 
 def smooth_faces(count: int, height: int = 48, width: int = 40, seed: int = 0) -> np.ndarray:
@@ -39,7 +39,9 @@ def test_perfect_reconstruction_gives_s3_zero() -> None:
     originals = smooth_faces(4)
     ssim = ssim_per_image(originals, originals.copy())
     np.testing.assert_allclose(ssim, 1.0)
-    perfect = AttackOutcome(ssim=float(ssim.mean()), psnr=psnr_of_set(originals, originals), top1=1.0, top5=1.0, knn_dist=0.0)
+    perfect = AttackOutcome(
+        ssim=float(ssim.mean()), psnr=psnr_of_set(originals, originals), top1=1.0, top5=1.0, knn_dist=0.0
+    )
     measures = privacy_measures({"server_view": outcome(0.1, 0.1)}, {"recovery": {"known": perfect}})
     assert measures.S3 == 0.0
     assert measures.S4 == 0.0
@@ -59,7 +61,10 @@ def test_random_noise_reconstruction_gives_s3_near_one() -> None:
 def test_ssim_falls_as_the_reconstruction_degrades() -> None:
     originals = smooth_faces(3)
     rng = np.random.default_rng(2)
-    noisy = [np.clip(originals + rng.normal(0, sigma, originals.shape), 0, 1).astype(np.float32) for sigma in (0.02, 0.1, 0.3)]
+    noisy = [
+        np.clip(originals + rng.normal(0, sigma, originals.shape), 0, 1).astype(np.float32)
+        for sigma in (0.02, 0.1, 0.3)
+    ]
     means = [ssim_per_image(originals, image).mean() for image in noisy]
     assert means[0] > means[1] > means[2]
 
@@ -150,7 +155,7 @@ def test_scored_settings_restrict_the_worst_case_to_chosen_key_settings() -> Non
     attacks = {"recovery": {"known": outcome(0.9, 0.9), "unknown": outcome(0.2, 0.3)}}
     everything = privacy_measures({"view": outcome(0.1, 0.1)}, attacks)
     threat_model = privacy_measures({"view": outcome(0.1, 0.1)}, attacks, scored_settings=("unknown",))
-    assert everything.S3 == pytest.approx(0.1) and everything.scored_settings == ("known", "unknown")
-    assert threat_model.S3 == pytest.approx(0.8) and threat_model.S4 == pytest.approx(0.7)
+    assert pytest.approx(0.1) == everything.S3 and everything.scored_settings == ("known", "unknown")
+    assert pytest.approx(0.8) == threat_model.S3 and pytest.approx(0.7) == threat_model.S4
     with pytest.raises(InputError, match="scored key settings"):
         privacy_measures({"view": outcome(0.1, 0.1)}, attacks, scored_settings=("leaked",))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from masking.errors import InputError
+from common.errors import InputError
 from masking.mixup import mixup
 
 
@@ -82,7 +82,9 @@ def test_k_one_is_the_identity() -> None:
 
 def test_concentration_changes_how_evenly_samples_are_mixed() -> None:
     def weight_spread(concentration: float) -> float:
-        weights = mixup(torch.randn(256, 1), torch.arange(256), k=3, concentration=concentration, generator=seeded(9)).weights
+        weights = mixup(
+            torch.randn(256, 1), torch.arange(256), k=3, concentration=concentration, generator=seeded(9)
+        ).weights
         return float(weights.std(dim=1).mean())
 
     assert weight_spread(100.0) < 0.05 < weight_spread(1.0) < weight_spread(0.2)

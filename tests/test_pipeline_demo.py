@@ -40,7 +40,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Com
     return out, run_demo(out)
 
 
-def test_demo_reports_every_defence_with_all_measures(demo) -> None:
+def test_demo_reports_every_defense_with_all_measures(demo) -> None:
     out, done = demo
     assert f"report: {out / 'report.md'}" in done.stdout
     report = json.loads((out / "report.json").read_text(encoding="utf-8"))

@@ -10,10 +10,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from masking.errors import InputError
-from pipelines import cli
-from pipelines.face_images import CORRUPT, NOT_AN_IMAGE, Rejection, decode
-from pipelines.prepare import PrepareOptions, prepare_folder, read_manifest
+from common.errors import InputError
+from pipelines.cli import main as cli
+from pipelines.data.face_images import CORRUPT, NOT_AN_IMAGE, Rejection, decode
+from pipelines.data.prepare import PrepareConfig, prepare_folder, read_manifest
 from trainers.schema import IMAGE_SCHEMA, PAIRS_NAME, SPLITS, decode_pixels, read_split
 
 EVEN_SPLITS = (0.34, 0.33, 0.33)  # six identities -> two per split
@@ -79,7 +79,7 @@ def messy_source(tmp_path: Path) -> Path:
 @pytest.fixture(scope="module")
 def orl_prepared(orl_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("orl") / "prepared"
-    prepare_folder(orl_dir, out, PrepareOptions(size=32))
+    prepare_folder(orl_dir, out, PrepareConfig(size=32))
     return out
 
 
@@ -89,11 +89,17 @@ def test_orl_keeps_all_400_images_of_40_people_in_identity_disjoint_splits(orl_p
     assert manifest["skipped"] == [] and manifest["synthetic_data"] is False
     tables = {split: read_split(orl_prepared, split) for split in SPLITS}
     identities = {split: set(t.column("identity").to_pylist()) for split, t in tables.items()}
-    assert not (identities["private"] & identities["verify"] or identities["private"] & identities["public"]
-                or identities["verify"] & identities["public"])
+    assert not (
+        identities["private"] & identities["verify"]
+        or identities["private"] & identities["public"]
+        or identities["verify"] & identities["public"]
+    )
     for split, table in tables.items():
-        assert manifest["splits"][split] == {"images": table.num_rows, "identities": len(identities[split]),
-                                             "shards": 1}
+        assert manifest["splits"][split] == {
+            "images": table.num_rows,
+            "identities": len(identities[split]),
+            "shards": 1,
+        }
         assert sorted(set(table.column("label").to_pylist())) == list(range(len(identities[split])))
     assert sum(t.num_rows for t in tables.values()) == 400
     assert [len(identities[s]) for s in SPLITS] == [24, 8, 8]
@@ -110,7 +116,7 @@ def test_orl_pairs_are_balanced_distinct_and_over_verify_images_only(orl_prepare
     identity_of = dict(zip(verify["image_id"], verify["identity"]))
     keys = list(zip(pairs["left_image_id"], pairs["right_image_id"]))
     assert len(set(keys)) == len(keys) and all(left < right for left, right in keys)
-    assert all((identity_of[l] == identity_of[r]) == same for (l, r), same in zip(keys, pairs["is_same"]))
+    assert all((identity_of[left] == identity_of[right]) == same for (left, right), same in zip(keys, pairs["is_same"]))
     manifest = read_manifest(orl_prepared)["pairs"]
     # 8 verify people x C(10, 2) = 360 genuine pairs exist: fewer than 500, so 360 + 360 and a note saying so
     assert sum(pairs["is_same"]) == len(keys) - sum(pairs["is_same"]) == manifest["genuine"] == 360
@@ -118,12 +124,18 @@ def test_orl_pairs_are_balanced_distinct_and_over_verify_images_only(orl_prepare
 
 
 def test_yaleb_keeps_every_readable_pgm_and_lists_the_junk_with_reasons(yaleb_dir: Path, tmp_path: Path) -> None:
-    manifest = prepare_folder(yaleb_dir, tmp_path / "yaleb", PrepareOptions(size=32))
+    manifest = prepare_folder(yaleb_dir, tmp_path / "yaleb", PrepareConfig(size=32))
     files = all_files(yaleb_dir)
-    readable = {p.relative_to(yaleb_dir).as_posix() for p in files
-                if p.suffix == ".pgm" and cv2.imread(str(p), cv2.IMREAD_UNCHANGED) is not None}
-    kept = {path for split in SPLITS for path in read_split(tmp_path / "yaleb", split, ["source_path"])
-            .column("source_path").to_pylist()}
+    readable = {
+        p.relative_to(yaleb_dir).as_posix()
+        for p in files
+        if p.suffix == ".pgm" and cv2.imread(str(p), cv2.IMREAD_UNCHANGED) is not None
+    }
+    kept = {
+        path
+        for split in SPLITS
+        for path in read_split(tmp_path / "yaleb", split, ["source_path"]).column("source_path").to_pylist()
+    }
     assert kept == readable and manifest["num_images"] == len(readable) > 2000
     reasons = {entry["path"]: entry["reason"] for entry in manifest["skipped"]}
     junk = {p.relative_to(yaleb_dir).as_posix(): p.name for p in files if p.suffix != ".pgm"}
@@ -131,15 +143,18 @@ def test_yaleb_keeps_every_readable_pgm_and_lists_the_junk_with_reasons(yaleb_di
     for path, name in junk.items():
         expected = "marked bad by the data set authors" if name.endswith(".pgm.bad") else "not an image"
         assert reasons[path] == expected, path
-    assert sum(name.endswith(".pgm.bad") for name in junk.values()) == manifest["skipped_by_kind"][
-        "marked bad by the data set authors"] > 0
+    assert (
+        sum(name.endswith(".pgm.bad") for name in junk.values())
+        == manifest["skipped_by_kind"]["marked bad by the data set authors"]
+        > 0
+    )
     assert {"WS_FTP.LOG", "DEADJOE"} <= set(junk.values()) and any(n.endswith(".info") for n in junk.values())
     assert manifest["num_images"] + len(manifest["skipped"]) == manifest["files_seen"] == len(files)
     assert manifest["num_identities"] == 38
 
 
 def test_bad_inputs_each_get_their_documented_outcome(messy_source: Path, tmp_path: Path) -> None:
-    manifest = prepare_folder(messy_source, tmp_path / "out", PrepareOptions(size=16, splits=EVEN_SPLITS))
+    manifest = prepare_folder(messy_source, tmp_path / "out", PrepareConfig(size=16, splits=EVEN_SPLITS))
     reasons = {entry["path"]: entry["reason"] for entry in manifest["skipped"]}
     assert reasons == {
         "README.txt": "not inside an identity folder",
@@ -154,8 +169,15 @@ def test_bad_inputs_each_get_their_documented_outcome(messy_source: Path, tmp_pa
     }
     rows = {split: read_split(tmp_path / "out", split).to_pylist() for split in SPLITS}
     kept = {row["source_path"]: row for split_rows in rows.values() for row in split_rows}
-    assert {"alice/a.png", "alice/photo.gif", "alice/scan.bmp", "alice/2019/trip/deep.jpg", "frank/gray.pgm",
-            "Zoë Çelik/0.png", "Zoë Çelik/1.png"} <= set(kept)
+    assert {
+        "alice/a.png",
+        "alice/photo.gif",
+        "alice/scan.bmp",
+        "alice/2019/trip/deep.jpg",
+        "frank/gray.pgm",
+        "Zoë Çelik/0.png",
+        "Zoë Çelik/1.png",
+    } <= set(kept)
     assert kept["alice/2019/trip/deep.jpg"]["identity"] == "alice"
     assert kept["Zoë Çelik/0.png"]["identity"] == "Zoë Çelik"
     assert len(kept) + len(reasons) == manifest["files_seen"] == len(all_files(messy_source))
@@ -166,8 +188,7 @@ def test_bad_inputs_each_get_their_documented_outcome(messy_source: Path, tmp_pa
 
 
 def test_gray_mode_writes_one_channel_even_from_colour_sources(messy_source: Path, tmp_path: Path) -> None:
-    manifest = prepare_folder(messy_source, tmp_path / "out", PrepareOptions(size=16, color="gray",
-                                                                             splits=EVEN_SPLITS))
+    manifest = prepare_folder(messy_source, tmp_path / "out", PrepareConfig(size=16, color="gray", splits=EVEN_SPLITS))
     assert manifest["channels"] == 1
     assert set(read_split(tmp_path / "out", "private", ["channels"]).column("channels").to_pylist()) == {1}
 
@@ -184,47 +205,50 @@ def test_truncated_files_are_rejected_as_corrupt_not_half_decoded(extension: str
 
 
 def test_same_seed_gives_byte_identical_output_and_a_rerun_rewrites_it_identically(
-        orl_dir: Path, orl_prepared: Path, tmp_path: Path) -> None:
+    orl_dir: Path, orl_prepared: Path, tmp_path: Path
+) -> None:
     again = tmp_path / "again"
-    prepare_folder(orl_dir, again, PrepareOptions(size=32))
+    prepare_folder(orl_dir, again, PrepareConfig(size=32))
     assert shard_bytes(again) == shard_bytes(orl_prepared)
     first_inode = (again / "private" / "part-00000.parquet").stat().st_ino
-    prepare_folder(orl_dir, again, PrepareOptions(size=32))
+    prepare_folder(orl_dir, again, PrepareConfig(size=32))
     assert shard_bytes(again) == shard_bytes(orl_prepared)
     assert (again / "private" / "part-00000.parquet").stat().st_ino != first_inode  # rewritten, not skipped
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
 
 
 def test_worker_processes_give_the_same_bytes_as_one_process(messy_source: Path, tmp_path: Path) -> None:
-    options = PrepareOptions(size=16, splits=EVEN_SPLITS)
+    options = PrepareConfig(size=16, splits=EVEN_SPLITS)
     prepare_folder(messy_source, tmp_path / "one", options, workers=1)
     prepare_folder(messy_source, tmp_path / "two", options, workers=2)
     assert shard_bytes(tmp_path / "one") == shard_bytes(tmp_path / "two")
 
 
 def test_another_seed_gives_another_identity_split(orl_dir: Path, orl_prepared: Path, tmp_path: Path) -> None:
-    prepare_folder(orl_dir, tmp_path / "seed1", PrepareOptions(size=32, seed=1))
-    private = [set(read_split(d, "private", ["identity"]).column("identity").to_pylist())
-               for d in (orl_prepared, tmp_path / "seed1")]
+    prepare_folder(orl_dir, tmp_path / "seed1", PrepareConfig(size=32, seed=1))
+    private = [
+        set(read_split(d, "private", ["identity"]).column("identity").to_pylist())
+        for d in (orl_prepared, tmp_path / "seed1")
+    ]
     assert private[0] != private[1] and len(private[0]) == len(private[1]) == 24
 
 
 def test_missing_source_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="does not exist"):
-        prepare_folder(tmp_path / "nowhere", tmp_path / "out", PrepareOptions())
+        prepare_folder(tmp_path / "nowhere", tmp_path / "out", PrepareConfig())
 
 
 def test_source_without_identity_folders_is_an_input_error(tmp_path: Path) -> None:
     write(tmp_path / "flat" / "a.png", encoded(face_like(1), ".png"))
     with pytest.raises(InputError, match="no identity folders"):
-        prepare_folder(tmp_path / "flat", tmp_path / "out", PrepareOptions())
+        prepare_folder(tmp_path / "flat", tmp_path / "out", PrepareConfig())
     assert not (tmp_path / "out").exists()
 
 
 def test_too_few_identities_for_the_splits_is_an_input_error_before_any_output(tmp_path: Path) -> None:
     make_people(tmp_path / "few", ["a", "b", "c", "d", "e"])
     with pytest.raises(InputError, match="fewer identities than the splits need"):
-        prepare_folder(tmp_path / "few", tmp_path / "out", PrepareOptions())
+        prepare_folder(tmp_path / "few", tmp_path / "out", PrepareConfig())
     assert sorted(p.name for p in tmp_path.iterdir()) == ["few"]
 
 
@@ -232,40 +256,40 @@ def test_identities_lost_to_bad_files_still_give_the_split_error(tmp_path: Path)
     make_people(tmp_path / "src", ["a", "b", "c", "d", "e"])
     write(tmp_path / "src" / "f" / "0.png", b"not a picture")
     with pytest.raises(InputError, match="fewer identities than the splits need: 5 usable"):
-        prepare_folder(tmp_path / "src", tmp_path / "out", PrepareOptions(splits=EVEN_SPLITS))
+        prepare_folder(tmp_path / "src", tmp_path / "out", PrepareConfig(splits=EVEN_SPLITS))
     assert not (tmp_path / "out").exists()
 
 
 def test_size_not_a_multiple_of_8_is_an_input_error(messy_source: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="--size 100 is not a positive multiple of 8"):
-        prepare_folder(messy_source, tmp_path / "out", PrepareOptions(size=100, splits=EVEN_SPLITS))
+        prepare_folder(messy_source, tmp_path / "out", PrepareConfig(size=100, splits=EVEN_SPLITS))
 
 
-def test_out_holding_another_data_set_is_an_input_error_and_stays_untouched(messy_source: Path,
-                                                                          tmp_path: Path) -> None:
+def test_out_holding_another_data_set_is_an_input_error_and_stays_untouched(messy_source: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    prepare_folder(messy_source, out, PrepareOptions(size=16, splits=EVEN_SPLITS))
+    prepare_folder(messy_source, out, PrepareConfig(size=16, splits=EVEN_SPLITS))
     before = shard_bytes(out)
     with pytest.raises(InputError, match=r"--out .* holds a different data set \(other parameters: seed"):
-        prepare_folder(messy_source, out, PrepareOptions(size=16, splits=EVEN_SPLITS, seed=5))
+        prepare_folder(messy_source, out, PrepareConfig(size=16, splits=EVEN_SPLITS, seed=5))
     write(messy_source / "carol" / "0.png", encoded(face_like(999), ".png"))
     with pytest.raises(InputError, match="source files have changed"):
-        prepare_folder(messy_source, out, PrepareOptions(size=16, splits=EVEN_SPLITS))
+        prepare_folder(messy_source, out, PrepareConfig(size=16, splits=EVEN_SPLITS))
     assert shard_bytes(out) == before
 
 
 def test_out_with_foreign_files_or_inside_the_source_is_an_input_error(messy_source: Path, tmp_path: Path) -> None:
     write(tmp_path / "busy" / "thesis.tex", b"\\documentclass{article}")
-    with pytest.raises(InputError, match="not empty and holds no manifest.json"):
-        prepare_folder(messy_source, tmp_path / "busy", PrepareOptions(splits=EVEN_SPLITS))
+    with pytest.raises(InputError, match=r"not empty and holds no manifest\.json"):
+        prepare_folder(messy_source, tmp_path / "busy", PrepareConfig(splits=EVEN_SPLITS))
     with pytest.raises(InputError, match="inside SRC"):
-        prepare_folder(messy_source, messy_source / "prepared", PrepareOptions(splits=EVEN_SPLITS))
+        prepare_folder(messy_source, messy_source / "prepared", PrepareConfig(splits=EVEN_SPLITS))
 
 
 def test_cli_prepare_prints_a_summary_and_bad_input_exits_2(messy_source: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "cli"
-    code = cli.main(["prepare", str(messy_source), "--out", str(out), "--size", "16", "--splits", "0.34,0.33,0.33",
-                     "--no-progress"])
+    code = cli.main(
+        ["prepare", str(messy_source), "--out", str(out), "--size", "16", "--splits", "0.34,0.33,0.33", "--no-progress"]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and "of 6 identities" in printed and "skipped 9 of" in printed
     assert cli.main(["prepare", str(tmp_path / "nowhere"), "--out", str(out)]) == 2

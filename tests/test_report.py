@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from common.errors import InputError
 from evaluation.attacks.base import AttackContext, MeanFaceAttack
 from evaluation.figures import GridImages
 from evaluation.measures import AttackOutcome
@@ -25,7 +26,6 @@ from evaluation.report import (
     write_comparison,
     write_run_report,
 )
-from masking.errors import InputError
 
 REQUIRED_KEYS = {
     "defense", "S1", "S2", "S3", "S4", "score_pp", "score_cls", "overall",
@@ -65,9 +65,9 @@ def test_run_report_json_holds_every_required_key_and_round_trips(tmp_path: Path
     report = sample_report()
     paths = write_run_report(report, tmp_path)
     data = json.loads(paths["json"].read_text())
-    assert REQUIRED_KEYS <= data.keys()
+    assert data.keys() >= REQUIRED_KEYS
     assert set(data["attacks"]["recovery"]) == {"known", "unknown"}
-    assert OUTCOME_KEYS <= data["attacks"]["recovery"]["unknown"].keys()
+    assert data["attacks"]["recovery"]["unknown"].keys() >= OUTCOME_KEYS
     assert data["attacks"]["recovery"]["known"]["psnr"] is None  # infinite PSNR: JSON has no infinity
     assert data["S3"] == pytest.approx(0.3) and data["S4"] == pytest.approx(0.4)
     assert data["overall"] == pytest.approx(report.scores.overall)
@@ -115,7 +115,9 @@ def test_no_written_file_contains_the_key(tmp_path: Path) -> None:
     attack.fit(ctx)
     result = attack.reconstruct(ctx)
     report = sample_report(settings={"attack": ctx.public_summary()})
-    grid = GridImages(result.reconstructions, result.reconstructions, {"mean face": result.reconstructions}, [0, 1, 2, 3])
+    grid = GridImages(
+        result.reconstructions, result.reconstructions, {"mean face": result.reconstructions}, [0, 1, 2, 3]
+    )
     write_run_report(report, tmp_path / "run", grid=grid)
     write_comparison([report], tmp_path / "compare")
     forms = [key, key.hex().encode(), key.hex().upper().encode(), base64.b64encode(key), repr(key).encode()]
@@ -138,9 +140,18 @@ def test_settings_refuse_binary_values_and_key_named_entries() -> None:
     }  # fmt: skip
 
 
-def test_classifier_measures_sit_beside_f1_and_a_weak_f1_is_named(tmp_path: Path) -> None:
-    judged = AttackOutcome(ssim=0.5, psnr=15.0, top1=0.1, top5=0.3, knn_dist=0.5, classifier_top1=0.7, classifier_top5=0.9)
-    check = {"f1_top1": 0.6, "f1_top5": 0.8, "classifier_top1": 0.95, "classifier_top5": 1.0, "chance_top1": 0.05, "num_identities": 20}
+def test_classifier_measures_sit_beside_dlib_and_a_weak_dlib_is_named(tmp_path: Path) -> None:
+    judged = AttackOutcome(
+        ssim=0.5, psnr=15.0, top1=0.1, top5=0.3, knn_dist=0.5, classifier_top1=0.7, classifier_top5=0.9
+    )
+    check = {
+        "dlib_top1": 0.6,
+        "dlib_top5": 0.8,
+        "classifier_top1": 0.95,
+        "classifier_top5": 1.0,
+        "chance_top1": 0.05,
+        "num_identities": 20,
+    }
     report = build_run_report(
         defense="ppfr_fd",
         renderings={"server view": judged},
@@ -148,24 +159,32 @@ def test_classifier_measures_sit_beside_f1_and_a_weak_f1_is_named(tmp_path: Path
         verification_accuracy=0.8,
         baseline_verification_accuracy=0.9,
         synthetic_data=True,
-        settings={"evaluators": {**check, "f1_weak": True}},
+        settings={"evaluators": {**check, "dlib_weak": True}},
     )
     data = json.loads(write_run_report(report, tmp_path)["json"].read_text(encoding="utf-8"))
     assert data["S4"] == pytest.approx(0.9) and data["S4_classifier"] == pytest.approx(0.3)
     assert data["S2_classifier"] == pytest.approx(0.3)
     markdown = run_markdown(report)
-    assert "| S4 (classifier) | 0.300 |" in markdown and "F1 is weak on these faces" in markdown
+    assert "| S4 (classifier) | 0.300 |" in markdown and "dlib is weak on these faces" in markdown
     strong = build_run_report("ppfr_fd", {"server view": judged}, {"recovery": {"unknown": judged}}, 0.8, 0.9, True,
-                              settings={"evaluators": {**check, "f1_top1": 1.0, "f1_weak": False}})  # fmt: skip
-    assert "## Evaluators" in run_markdown(strong) and "F1 is weak" not in run_markdown(strong)
+                              settings={"evaluators": {**check, "dlib_top1": 1.0, "dlib_weak": False}})  # fmt: skip
+    assert "## Evaluators" in run_markdown(strong) and "dlib is weak" not in run_markdown(strong)
     assert sample_report().to_dict()["S4_classifier"] is None  # no classifier judged: nothing to show
 
 
-def test_comparison_tells_fixed_k_runs_of_one_defence_apart_by_their_k(tmp_path: Path) -> None:
+def test_comparison_tells_fixed_k_runs_of_one_defense_apart_by_their_k(tmp_path: Path) -> None:
     def fixed(k: int) -> RunReport:
-        return sample_report("hybrid_fixed", False, {"defence": {"defense": "hybrid_fixed", "k_distribution": {str(k): 1.0}}})
+        return sample_report(
+            "hybrid_fixed", False, {"defense": {"defense": "hybrid_fixed", "k_distribution": {str(k): 1.0}}}
+        )
 
-    adaptive = sample_report("hybrid_adaptive", False, {"defence": {"defense": "hybrid_adaptive", "k_distribution": {"2": 0.4, "6": 0.6}}})
-    assert [report.label for report in (fixed(2), fixed(4), adaptive)] == ["hybrid_fixed k=2", "hybrid_fixed k=4", "hybrid_adaptive"]
+    adaptive = sample_report(
+        "hybrid_adaptive", False, {"defense": {"defense": "hybrid_adaptive", "k_distribution": {"2": 0.4, "6": 0.6}}}
+    )
+    assert [report.label for report in (fixed(2), fixed(4), adaptive)] == [
+        "hybrid_fixed k=2",
+        "hybrid_fixed k=4",
+        "hybrid_adaptive",
+    ]
     table = write_comparison([fixed(2), fixed(4), adaptive], tmp_path)["markdown"].read_text()
     assert "| hybrid_fixed k=2 |" in table and "| hybrid_fixed k=4 |" in table and "| hybrid_adaptive |" in table

@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from masking.errors import InputError
+from common.errors import InputError
 from rl_env.env import OBSERVATION_FIELDS, MixUpKEnv
-from rl_env.env_config import MailboxLinkSpec, MixUpKEnvConfig
+from rl_env.env_config import MailboxLinkConfig, MixUpKEnvConfig
 from rl_env.learner_link import LearnerState, LearnerTimeout, WindowResult
 from rl_env.standin import StandInLearner, StandInSurface
 from rl_env.strategies import StrategyConfig
@@ -21,12 +21,12 @@ from rl_env.strategies import StrategyConfig
 class ScriptedLink:
     """A LearnerLink that answers windows from a script of (mixed_loss, clean_val_loss) and records each k."""
 
-    def __init__(self, losses, start=LearnerState(0.0, 0, False), total=None):
+    def __init__(self, losses, start=None, total=None):
         self.losses = list(losses)
-        self.start = start
+        self.start = start if start is not None else LearnerState(0.0, 0, False)
         self.total = total or len(self.losses)
         self.ks: list[int] = []
-        self.windows_done = start.windows_done
+        self.windows_done = self.start.windows_done
 
     def start_episode(self) -> LearnerState:
         return self.start
@@ -35,7 +35,9 @@ class ScriptedLink:
         mixed, clean = self.losses[len(self.ks)]
         self.ks.append(k)
         self.windows_done += 1
-        return WindowResult(mixed, clean, self.windows_done / self.total, self.windows_done, self.windows_done >= self.total)
+        return WindowResult(
+            mixed, clean, self.windows_done / self.total, self.windows_done, self.windows_done >= self.total
+        )
 
     def close(self) -> None:
         pass
@@ -70,7 +72,7 @@ def test_bad_environment_settings_raise_input_error_before_ray_starts(settings, 
 
 
 def test_unknown_algorithm_raises_input_error_naming_the_choices():
-    with pytest.raises(InputError, match="'sac' is unknown.*ppo.*reinforce"):
+    with pytest.raises(InputError, match=r"'sac' is unknown.*ppo.*reinforce"):
         StrategyConfig(algorithm="sac")
 
 
@@ -84,7 +86,7 @@ def test_env_config_dict_with_unknown_key_or_link_kind_is_refused():
 def test_env_config_survives_the_round_trip_through_rllibs_plain_dict():
     config = MixUpKEnvConfig(candidate_set=(2, 5), link=StandInSurface(optimal_k=5, seed=3), window_batches=4)
     assert MixUpKEnvConfig.from_env_config(config.to_env_config() | {"num_envs": 1}) == config
-    mailbox = MixUpKEnvConfig(link=MailboxLinkSpec("run-7", timeout_s=5.0))
+    mailbox = MixUpKEnvConfig(link=MailboxLinkConfig("run-7", timeout_s=5.0))
     assert MixUpKEnvConfig.from_env_config(mailbox.to_env_config()) == mailbox
 
 
@@ -300,7 +302,9 @@ def test_restarted_worker_gets_the_same_k_again_and_its_re_reports_are_accepted(
         worker.join(timeout=20)
 
     # Both workers restart from a checkpoint taken after window 0: they re-train window 1, then go on.
-    restarted = in_threads(*(lambda r=r: serve_windows(MailboxClient(mailbox, r), r, 2, losses_for, start=1) for r in (0, 1)))
+    restarted = in_threads(
+        *(lambda r=r: serve_windows(MailboxClient(mailbox, r), r, 2, losses_for, start=1) for r in (0, 1))
+    )
     assert link.train_window(2).mixed_loss == 2.0
     for worker in restarted:
         worker.join(timeout=20)
@@ -324,7 +328,7 @@ def test_environment_built_from_a_mailbox_spec_steps_the_remote_learner(mailbox,
     workers = in_threads(
         *(lambda r=r: serve_windows(MailboxClient(mailbox, r), r, 2, lambda rank, k: (k + 0.5, 1.0)) for r in (0, 1))
     )
-    spec = MailboxLinkSpec(f"mailbox-{request.node.name}", timeout_s=20.0)
+    spec = MailboxLinkConfig(f"mailbox-{request.node.name}", timeout_s=20.0)
     env = MixUpKEnv(MixUpKEnvConfig(link=spec, reward_centering_windows=0).to_env_config())
     env.reset()
     assert [env.step(action)[4]["mixed_loss"] for action in (1, 3)] == [3.5, 5.5]

@@ -10,15 +10,21 @@ from pathlib import Path
 import pytest
 import torch
 
+from common.errors import InputError
 from evaluation.attacks.base import AttackContext
 from evaluation.attacks.knowledge import attacker_masker, gram_invariants
 from evaluation.budgets import PRESETS, load_budgets
 from evaluation.run_attacks import KNOWN_KEY_MISSING, parse_attack_names, plan_attacks
 from evaluation.run_data import LabelledImages, RunData
-from evaluation.server_view import DefenceSettings, build_server_targets, mix_rows, server_renderings, simulate_server_view
-from masking.errors import InputError
+from evaluation.server_view import (
+    PublicDefenseConfig,
+    build_server_targets,
+    mix_rows,
+    server_renderings,
+    simulate_server_view,
+)
 from masking.masker import FrequencyMasker
-from pipelines.cli import main
+from pipelines.cli.main import main
 from tests.masking_faces import smooth_images
 
 SIZE = 32
@@ -66,10 +72,10 @@ def test_each_mixed_row_weighs_k_rows_and_itself_the_most() -> None:
 
 def test_targets_are_deterministic_per_seed_cover_every_person_and_carry_the_dominant_label() -> None:
     run = fake_run("mixup", {"k": 3})
-    defence = DefenceSettings.from_run(run)
-    first = build_server_targets(run, defence, count=8, seed=5)
-    again = build_server_targets(run, defence, count=8, seed=5)
-    other = build_server_targets(run, defence, count=8, seed=6)
+    defense = PublicDefenseConfig.from_run(run)
+    first = build_server_targets(run, defense, count=8, seed=5)
+    again = build_server_targets(run, defense, count=8, seed=5)
+    other = build_server_targets(run, defense, count=8, seed=6)
     assert torch.equal(first.inputs, again.inputs) and not torch.equal(first.inputs, other.inputs)
     assert (first.ks == 3).all()
     assert set(run.private.labels[first.original_indices].tolist()) == set(range(4))  # every person of 4, 8 targets
@@ -79,41 +85,46 @@ def test_targets_are_deterministic_per_seed_cover_every_person_and_carry_the_dom
 def test_unmixed_targets_are_the_private_rows_themselves() -> None:
     masker = client_masker()
     run = fake_run("ppfr_fd", masker=masker)
-    targets = build_server_targets(run, DefenceSettings.from_run(run), count=6, seed=0)
+    targets = build_server_targets(run, PublicDefenseConfig.from_run(run), count=6, seed=0)
     assert torch.equal(targets.inputs, run.masked[targets.original_indices])
     pixel_run = fake_run("none")
-    pixel_targets = build_server_targets(pixel_run, DefenceSettings.from_run(pixel_run), count=6, seed=0)
+    pixel_targets = build_server_targets(pixel_run, PublicDefenseConfig.from_run(pixel_run), count=6, seed=0)
     assert torch.equal(pixel_targets.inputs, pixel_run.private.images[pixel_targets.original_indices])
 
 
 def test_adaptive_targets_draw_k_from_the_run_histogram() -> None:
     masker = client_masker()
     run = fake_run("hybrid_adaptive", {"k_histogram": {"2": 30, "5": 10}}, masker=masker)
-    targets = build_server_targets(run, DefenceSettings.from_run(run), count=20, seed=0)
+    targets = build_server_targets(run, PublicDefenseConfig.from_run(run), count=20, seed=0)
     assert set(targets.ks.tolist()) <= {2, 5} and (targets.ks == 2).sum() > (targets.ks == 5).sum()
     with pytest.raises(InputError, match="k_histogram"):
-        DefenceSettings.from_run(fake_run("hybrid_adaptive", masker=masker))
+        PublicDefenseConfig.from_run(fake_run("hybrid_adaptive", masker=masker))
 
 
 def test_renderings_are_the_image_the_mixed_image_or_the_keyless_server_view() -> None:
     none_run = fake_run("none")
-    targets = build_server_targets(none_run, DefenceSettings.from_run(none_run), 4, 0)
-    assert list(server_renderings(targets, DefenceSettings.from_run(none_run))) == ["image"]
+    targets = build_server_targets(none_run, PublicDefenseConfig.from_run(none_run), 4, 0)
+    assert list(server_renderings(targets, PublicDefenseConfig.from_run(none_run))) == ["image"]
     mixup_run = fake_run("mixup", {"k": 2})
-    assert list(server_renderings(build_server_targets(mixup_run, DefenceSettings.from_run(mixup_run), 4, 0), DefenceSettings.from_run(mixup_run))) == ["mixed image"]
+    assert list(
+        server_renderings(
+            build_server_targets(mixup_run, PublicDefenseConfig.from_run(mixup_run), 4, 0),
+            PublicDefenseConfig.from_run(mixup_run),
+        )
+    ) == ["mixed image"]
     masked_run = fake_run("hybrid_fixed", {"k": 4}, masker=client_masker())
-    defence = DefenceSettings.from_run(masked_run)
-    view = server_renderings(build_server_targets(masked_run, defence, 4, 0), defence)["server view"]
+    defense = PublicDefenseConfig.from_run(masked_run)
+    view = server_renderings(build_server_targets(masked_run, defense, 4, 0), defense)["server view"]
     assert view.shape == (4, 1, SIZE, SIZE) and view.min() >= 0 and view.max() <= 1
 
 
 def test_simulated_view_masks_with_the_given_masker_then_mixes() -> None:
     masker = client_masker()
     images, labels = faces().images[:8], torch.arange(8)
-    plain = DefenceSettings("ppfr_fd", masking=masker.public_settings())
+    plain = PublicDefenseConfig("ppfr_fd", masking=masker.public_settings())
     view = simulate_server_view(images, labels, plain, masker.mask, torch.Generator().manual_seed(0))
     torch.testing.assert_close(view, masker.mask(images))
-    mixing = DefenceSettings("hybrid_fixed", (4,), (1.0,), masking=masker.public_settings())
+    mixing = PublicDefenseConfig("hybrid_fixed", (4,), (1.0,), masking=masker.public_settings())
     mixed = simulate_server_view(images, labels, mixing, masker.mask, torch.Generator().manual_seed(0))
     assert mixed.shape == view.shape and not torch.allclose(mixed, view)
     with pytest.raises(InputError, match="needs a masker"):
@@ -125,21 +136,28 @@ def test_gram_invariants_are_the_same_whatever_the_key() -> None:
     first, second = client_masker(), client_masker()
     assert not torch.allclose(first.mask(images), second.mask(images), atol=1e-2)
     torch.testing.assert_close(
-        gram_invariants(first.mask(images), first.stats), gram_invariants(second.mask(images), second.stats), atol=1e-4, rtol=1e-3
+        gram_invariants(first.mask(images), first.stats),
+        gram_invariants(second.mask(images), second.stats),
+        atol=1e-4,
+        rtol=1e-3,
     )
 
 
 def test_the_unknown_key_attacker_masks_with_its_own_key_and_standardises_its_channels() -> None:
     key = secrets.token_bytes(32)
     client = client_masker(key)
-    defence = DefenceSettings("ppfr_fd", masking=client.public_settings())
+    defense = PublicDefenseConfig("ppfr_fd", masking=client.public_settings())
     public = faces(seed=3)
-    ctx = AttackContext(public.images, public.labels, torch.tensor([0]), (1, SIZE, SIZE), extras={"defence": defence})
+    ctx = AttackContext(public.images, public.labels, torch.tensor([0]), (1, SIZE, SIZE), extras={"defense": defense})
     own = attacker_masker(ctx)
     assert own is not None and own.key_fingerprint != client.key_fingerprint
     masked = own.mask(public.images).double()
-    torch.testing.assert_close(masked.mean(dim=(0, 2, 3)), torch.zeros(masked.shape[1], dtype=torch.float64), atol=1e-4, rtol=0)
-    torch.testing.assert_close(masked.std(dim=(0, 2, 3), unbiased=False), torch.ones(masked.shape[1], dtype=torch.float64), atol=1e-3, rtol=0)
+    torch.testing.assert_close(
+        masked.mean(dim=(0, 2, 3)), torch.zeros(masked.shape[1], dtype=torch.float64), atol=1e-4, rtol=0
+    )
+    torch.testing.assert_close(
+        masked.std(dim=(0, 2, 3), unbiased=False), torch.ones(masked.shape[1], dtype=torch.float64), atol=1e-3, rtol=0
+    )
     leaked = attacker_masker(dataclasses.replace(ctx, key_setting="known", key=key))
     assert leaked is not None
     torch.testing.assert_close(leaked.mask(public.images), client.mask(public.images))
@@ -150,7 +168,11 @@ def test_budgets_take_overrides_and_refuse_bad_values() -> None:
     assert budgets.recovery.steps == 7 and budgets.size_for(112) == 64 and budgets.size_for(32) == 32
     assert load_budgets("paper").size_for(112) == 112
     assert PRESETS["paper"].whitebox.gan_steps > PRESETS["small"].whitebox.gan_steps
-    for bad, message in (("recovery.steps=0", "positive"), ("work_size=40", "multiple of 16"), ("recovery.stepz=3", "stepz")):
+    for bad, message in (
+        ("recovery.steps=0", "positive"),
+        ("work_size=40", "multiple of 16"),
+        ("recovery.stepz=3", "stepz"),
+    ):
         with pytest.raises(InputError, match=message):
             load_budgets("small", [bad])
     with pytest.raises(InputError, match="unknown budget"):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from rl_env.env import MixUpKEnv
-from rl_env.env_config import MailboxLinkSpec, MixUpKEnvConfig
+from rl_env.env_config import MailboxLinkConfig, MixUpKEnvConfig
 from rl_env.learner_link import LearnerTimeout
 from rl_env.standin import StandInSurface
 from rl_env.strategies import (
@@ -37,7 +38,9 @@ def probability_of(algo, env_config: MixUpKEnvConfig, k: int) -> float:
 
 def train_until_it_prefers(algo, env_config: MixUpKEnvConfig, k: int) -> tuple[int, float, dict]:
     """Train until the policy gives k more than TARGET_PROBABILITY, at most MAX_ITERATIONS times."""
-    for iteration in range(1, MAX_ITERATIONS + 1):
+    iteration = 0
+    while iteration < MAX_ITERATIONS:
+        iteration += 1
         result = algo.train()
         probability = probability_of(algo, env_config, k)
         if probability > TARGET_PROBABILITY:
@@ -84,7 +87,7 @@ def test_swapping_algorithms_changes_only_the_config_key(trained, env_config):
 
 
 def test_every_sampled_env_step_trains_exactly_one_learner_window(trained, env_config):
-    records = [json.loads(line) for line in open(env_config.window_log_path, encoding="utf-8")]
+    records = [json.loads(line) for line in Path(env_config.window_log_path).read_text(encoding="utf-8").splitlines()]
     sampled = sum(result["env_runners"]["num_env_steps_sampled_lifetime"] for _, _, _, result in trained.values())
     assert len(records) == sampled
     assert {record["k"] for record in records} <= set(env_config.candidate_set)
@@ -103,7 +106,9 @@ def test_restored_checkpoint_gives_the_same_action_probabilities(trained, algori
         rng = np.random.default_rng(0)
         observations = rng.normal(2.0, 1.0, size=(4, algo.get_module().observation_space.shape[0]))
         for observation in observations:
-            np.testing.assert_allclose(policy_probabilities(restored, observation), policy_probabilities(algo, observation), atol=1e-6)
+            np.testing.assert_allclose(
+                policy_probabilities(restored, observation), policy_probabilities(algo, observation), atol=1e-6
+            )
         assert type(restored) is type(algo)
     finally:
         restored.stop()
@@ -124,7 +129,7 @@ def test_training_against_a_silent_learner_raises_learner_timeout_instead_of_han
     from rl_env.mailbox import create_mailbox
 
     mailbox = create_mailbox("silent-run", num_workers=2)  # no training worker ever answers
-    algo = build_strategy(StrategyConfig(), MixUpKEnvConfig(link=MailboxLinkSpec("silent-run", timeout_s=0.5)))
+    algo = build_strategy(StrategyConfig(), MixUpKEnvConfig(link=MailboxLinkConfig("silent-run", timeout_s=0.5)))
     try:
         with pytest.raises(LearnerTimeout, match="training workers did not report window 0"):
             train_once(algo)

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from masking.errors import InputError
-from pipelines import cli
-from pipelines.prepare import PrepareOptions, read_manifest
-from pipelines.synth import generate_faces, render_face, render_png, prepare_synthetic, save_contact_sheet
+from common.errors import InputError
+from pipelines.cli import main as cli
+from pipelines.data.prepare import PrepareConfig, read_manifest
+from pipelines.data.synth import generate_faces, prepare_synthetic, render_face, render_png, save_contact_sheet
 from trainers.schema import SPLITS, decode_pixels, read_split
 
-SMALL = PrepareOptions(size=32, splits=(0.34, 0.33, 0.33), pairs=40)
+SMALL = PrepareConfig(size=32, splits=(0.34, 0.33, 0.33), pairs=40)
 
 
 def shard_bytes(data_dir: Path) -> dict[str, bytes]:
@@ -64,10 +64,13 @@ def test_synth_writes_prepared_shards_marked_synthetic_and_byte_identical_per_se
     stored = decode_pixels(rows[0]["pixels"], 32, 32, 3)
     identity = int(rows[0]["identity"].split("_")[1])
     assert np.array_equal(stored, render_face(SMALL.seed, identity, 0, 32))  # PNG is lossless: pixels survive
-    prepare_synthetic(tmp_path / "c", identities=6, images_per_identity=4,
-                      options=PrepareOptions(**{**SMALL.__dict__, "seed": 1}))
-    assert shard_bytes(tmp_path / "c")["private/part-00000.parquet"] != shard_bytes(tmp_path / "a")[
-        "private/part-00000.parquet"]
+    prepare_synthetic(
+        tmp_path / "c", identities=6, images_per_identity=4, options=PrepareConfig(**{**SMALL.__dict__, "seed": 1})
+    )
+    assert (
+        shard_bytes(tmp_path / "c")["private/part-00000.parquet"]
+        != shard_bytes(tmp_path / "a")["private/part-00000.parquet"]
+    )
 
 
 def test_synth_rejects_too_few_images_or_identities_before_drawing(tmp_path: Path) -> None:
@@ -79,13 +82,29 @@ def test_synth_rejects_too_few_images_or_identities_before_drawing(tmp_path: Pat
 
 
 def test_cli_synth_writes_a_data_set_and_a_contact_sheet(tmp_path: Path, capsys) -> None:
-    code = cli.main(["synth", "--out", str(tmp_path / "synth"), "--identities", "6", "--images-per-identity", "3",
-                     "--size", "16", "--splits", "0.34,0.33,0.33", "--preview", str(tmp_path / "sheet.png"),
-                     "--no-progress"])
+    code = cli.main(
+        [
+            "synth",
+            "--out",
+            str(tmp_path / "synth"),
+            "--identities",
+            "6",
+            "--images-per-identity",
+            "3",
+            "--size",
+            "16",
+            "--splits",
+            "0.34,0.33,0.33",
+            "--preview",
+            str(tmp_path / "sheet.png"),
+            "--no-progress",
+        ]
+    )
     printed = capsys.readouterr().out
     assert code == 0 and "SYNTHETIC" in printed
-    assert read_manifest(tmp_path / "synth")["splits"] == {s: {"images": 6, "identities": 2, "shards": 1}
-                                                          for s in SPLITS}
+    assert read_manifest(tmp_path / "synth")["splits"] == {
+        s: {"images": 6, "identities": 2, "shards": 1} for s in SPLITS
+    }
     assert (tmp_path / "sheet.png").read_bytes().startswith(b"\x89PNG")
 
 

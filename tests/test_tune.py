@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from masking.errors import InputError
-from pipelines.experiment_config import load_experiment
-from pipelines.keyfile import read_key_file
+from common.errors import InputError
+from pipelines.client.keyfile import read_key_file
+from pipelines.runs.experiment_config import load_experiment
 from tune_configs.results import TrialRow, pareto_front, ranked
 from tune_configs.space import available_spaces, load_space
 
@@ -35,7 +35,14 @@ def two_trial_space(folder: Path) -> Path:
     space = {
         "description": "two masking ratios (test)",
         "samples": 1,
-        "fixed": {"defense.name": "hybrid_fixed", "defense.k": 2, "optim.epochs": 2, "optim.batch_size": 8, "model.embedding_size": 64, "window_batches": 2},
+        "fixed": {
+            "defense.name": "hybrid_fixed",
+            "defense.k": 2,
+            "optim.epochs": 2,
+            "optim.batch_size": 8,
+            "model.embedding_size": 64,
+            "window_batches": 2,
+        },
         "search": {"masking.ratio": {"grid": [0.3, 0.7]}},
         "scheduler": {"grace_period": 2, "reduction_factor": 2},
     }
@@ -47,11 +54,11 @@ def two_trial_space(folder: Path) -> Path:
 @pytest.fixture(scope="module")
 def few_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """16 synthetic people x 6 images at 32 px: enough for every split, quick to train and judge."""
-    from pipelines.prepare import PrepareOptions
-    from pipelines.synth import prepare_synthetic
+    from pipelines.data.prepare import PrepareConfig
+    from pipelines.data.synth import prepare_synthetic
 
     out = tmp_path_factory.mktemp("few") / "faces"
-    prepare_synthetic(out, identities=16, images_per_identity=6, options=PrepareOptions(size=32))
+    prepare_synthetic(out, identities=16, images_per_identity=6, options=PrepareConfig(size=32))
     return out
 
 
@@ -151,6 +158,10 @@ def test_sweep_ranks_two_trials_and_resumes_after_an_interruption(few_faces: Pat
     best = load_experiment(out / "best_config.yaml", [])
     assert best.defense.name == "hybrid_fixed" and best.masking.ratio == float(rows[0]["masking.ratio"])
     key = read_key_file(out / "client.key")
-    written = [path for path in [*(out / "tune").rglob("*"), *out.glob("results.*"), out / "best_config.yaml"] if path.is_file()]
+    written = [
+        path
+        for path in [*(out / "tune").rglob("*"), *out.glob("results.*"), out / "best_config.yaml"]
+        if path.is_file()
+    ]
     leaks = [path for path in written if key in path.read_bytes() or key.hex().encode() in path.read_bytes()]
     assert written and not leaks, f"the masking key appears in {leaks}"

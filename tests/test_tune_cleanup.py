@@ -11,7 +11,9 @@ from tune_configs.cleanup import recorded_placement_group, release_placement_gro
 
 def write_metrics(run_dir: Path, *rows: dict) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows) + '{"epoch": 3, "cut sh', encoding="utf-8")
+    (run_dir / "metrics.jsonl").write_text(
+        "".join(json.dumps(row) + "\n" for row in rows) + '{"epoch": 3, "cut sh', encoding="utf-8"
+    )
 
 
 def test_a_left_behind_placement_group_is_removed_and_its_cpus_come_back(ray_cluster, tmp_path: Path) -> None:
@@ -19,7 +21,11 @@ def test_a_left_behind_placement_group_is_removed_and_its_cpus_come_back(ray_clu
     group = ray.util.placement_group([{"CPU": 0.5}, {"CPU": 0.5}])
     ray.get(group.ready(), timeout=60)
     assert ray.available_resources().get("CPU", 0.0) <= 1.0 + 1e-6
-    write_metrics(tmp_path, {"epoch": 1, "worker_placement_group": "ff" * 18}, {"epoch": 2, "worker_placement_group": group.id.hex()})
+    write_metrics(
+        tmp_path,
+        {"epoch": 1, "worker_placement_group": "ff" * 18},
+        {"epoch": 2, "worker_placement_group": group.id.hex()},
+    )
 
     assert recorded_placement_group(tmp_path) == group.id.hex()  # the last complete line counts
     assert release_placement_group(tmp_path) is True

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from masking.errors import InputError
+from common.errors import InputError
 
 
 @dataclass(frozen=True)

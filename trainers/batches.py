@@ -7,7 +7,8 @@ holds the key, and arrive as the `features_flipped` column of the verify split.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from masking.errors import InputError
+from common.errors import InputError
 from trainers.backbones import PRESETS
 from trainers.heads import HEADS
 

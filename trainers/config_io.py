@@ -14,13 +14,14 @@ from typing import Any, TypeVar
 
 import yaml
 
-from masking.errors import InputError
+from common.errors import InputError
 
 T = TypeVar("T")
 
 
 def to_dict(config: Any) -> dict[str, Any]:
     """Plain data (dicts, lists, scalars) of a config dataclass, for YAML/JSON."""
+
     def plain(value: Any) -> Any:
         if dataclasses.is_dataclass(value):
             return {field.name: plain(getattr(value, field.name)) for field in dataclasses.fields(value)}

@@ -9,7 +9,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from masking.errors import InputError
+from common.errors import InputError
 from trainers.schema import MANIFEST_NAME, PAIRS_NAME, split_dir
 
 

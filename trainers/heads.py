@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from masking.errors import InputError
+from common.errors import InputError
 
 DEFAULT_MARGINS = {"arcface": 0.5, "cosface": 0.35}
 
@@ -81,7 +81,10 @@ def mixed_label_loss(
         raise ValueError(f"labels {tuple(labels.shape)} and weights {tuple(weights.shape)} must both be (batch, k)")
     cosine = head.cosine(embeddings)
     per_label = torch.stack(
-        [F.cross_entropy(head.margin_logits(cosine, labels[:, j]), labels[:, j], reduction="none") for j in range(labels.shape[1])],
+        [
+            F.cross_entropy(head.margin_logits(cosine, labels[:, j]), labels[:, j], reduction="none")
+            for j in range(labels.shape[1])
+        ],
         dim=1,
     )
     return (per_label * weights).sum(dim=1).mean()

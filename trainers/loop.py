@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pyarrow.parquet as pq
 import ray.train
-import ray.util
 import ray.train.torch
+import ray.util
 import torch
 import torch.distributed as dist
 
@@ -31,8 +32,6 @@ from trainers.k_source import KSource, WindowReport
 from trainers.model import FaceModel, build_face_model
 from trainers.schema import PAIRS_NAME, read_split
 from trainers.verification import pair_scores, verify
-
-import pyarrow.parquet as pq
 
 
 @dataclass(frozen=True)
@@ -67,7 +66,9 @@ def _slice(batch: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def embed_rows(backbone: torch.nn.Module, rows: dict[str, Any], representation: str, device: torch.device) -> np.ndarray:
+def embed_rows(
+    backbone: torch.nn.Module, rows: dict[str, Any], representation: str, device: torch.device
+) -> np.ndarray:
     """Flip-fused embeddings (where a mirrored input exists) of shard rows, in batches."""
     backbone.eval()
     chunks = []
@@ -82,18 +83,28 @@ def embed_rows(backbone: torch.nn.Module, rows: dict[str, Any], representation: 
 
 
 @torch.no_grad()
-def _clean_loss(model: FaceModel, holdout: dict[str, Any], representation: str, batch_size: int, batches: int, device: torch.device) -> float:
+def _clean_loss(
+    model: FaceModel, holdout: dict[str, Any], representation: str, batch_size: int, batches: int, device: torch.device
+) -> float:
     model.eval()
     losses = []
     for start in range(0, min(len(holdout["image_id"]), batch_size * batches), batch_size):
         chunk = _slice(holdout, start, start + batch_size)
         labels = torch.as_tensor(np.asarray(chunk["label"]), dtype=torch.long, device=device)[:, None]
-        losses.append(float(model(batch_to_input(chunk, representation).to(device), labels, torch.ones_like(labels, dtype=torch.float32))))
+        losses.append(
+            float(
+                model(
+                    batch_to_input(chunk, representation).to(device),
+                    labels,
+                    torch.ones_like(labels, dtype=torch.float32),
+                )
+            )
+        )
     model.train()
     return float(np.mean(losses))
 
 
-def build_optimiser(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     optim = config.optim
     if optim.optimizer == "adamw":
         return torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
@@ -102,7 +113,7 @@ def build_optimiser(config: TrainConfig, model: torch.nn.Module) -> torch.optim.
 
 def train_step(
     model: torch.nn.Module,
-    optimiser: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer,
     batch: dict[str, Any],
     representation: str,
     k: int,
@@ -116,9 +127,9 @@ def train_step(
     mixed = mixup(inputs, labels, k, concentration, generator)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         loss = model(mixed.mixed.to(device), mixed.labels.to(device), mixed.weights.to(device))
-    optimiser.zero_grad(set_to_none=True)
+    optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    optimiser.step()
+    optimizer.step()
     return float(loss.detach())
 
 
@@ -155,15 +166,15 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     device = ray.train.torch.get_device()
 
     model = build_face_model(config, info)
-    optimiser = build_optimiser(config, model)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=config.optim.epochs)
+    optimizer = build_optimizer(config, model)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.optim.epochs)
     start_epoch, history = 0, []
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             state = load_state(directory)
         model.load_state_dict(state["model"])
-        optimiser.load_state_dict(state["optimizer"])
+        optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, history = state["epoch"], list(state["history"])
         if rank == 0:
@@ -204,15 +215,33 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             for _ in range(plan.window_batches(window, config.window_batches)):
                 batch = next(batches)
                 losses.append(
-                    train_step(model, optimiser, batch, info.representation, k, config.defense.concentration, mixing_generator, device)
+                    train_step(
+                        model,
+                        optimizer,
+                        batch,
+                        info.representation,
+                        k,
+                        config.defense.concentration,
+                        mixing_generator,
+                        device,
+                    )
                 )
                 images_seen += len(batch["label"])
             clean = (
-                _clean_loss(inner, holdout, info.representation, config.optim.batch_size, config.clean_validation_batches, device)
+                _clean_loss(
+                    inner,
+                    holdout,
+                    info.representation,
+                    config.optim.batch_size,
+                    config.clean_validation_batches,
+                    device,
+                )
                 if k_source.wants_clean_validation
                 else None
             )
-            report = WindowReport(window_index, rank, k, float(np.mean(losses)), clean, (window_index + 1) / total_windows)
+            report = WindowReport(
+                window_index, rank, k, float(np.mean(losses)), clean, (window_index + 1) / total_windows
+            )
             k_source.report_window(report)
             windows.append({"window": window_index, "k": k, "mixed_loss": report.mixed_loss, "clean_val_loss": clean})
             epoch_losses.extend(losses)
@@ -229,11 +258,21 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
             "windows": windows,
             "worker_placement_group": worker_placement_group,
         }
-        if rank == 0 and verification is not None and ((epoch + 1) % config.validation_every == 0 or epoch + 1 == config.optim.epochs):
+        if (
+            rank == 0
+            and verification is not None
+            and ((epoch + 1) % config.validation_every == 0 or epoch + 1 == config.optim.epochs)
+        ):
             rows, left, right, is_same = verification
-            result = verify(pair_scores(embed_rows(inner.backbone, rows, info.representation, device), left, right), is_same)
+            result = verify(
+                pair_scores(embed_rows(inner.backbone, rows, info.representation, device), left, right), is_same
+            )
             metrics.update(
-                {"verification_accuracy": result.accuracy, "tar_at_far_1e-3": result.tar_at_far, "verification_pairs": result.num_pairs}
+                {
+                    "verification_accuracy": result.accuracy,
+                    "tar_at_far_1e-3": result.tar_at_far,
+                    "verification_pairs": result.num_pairs,
+                }
             )
         if checkpoint is not None and epoch == start_epoch:
             metrics["resumed_from_epoch"] = start_epoch  # this epoch began from a restored checkpoint
@@ -246,7 +285,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                     directory,
                     {
                         "model": inner.state_dict(),
-                        "optimizer": optimiser.state_dict(),
+                        "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(),
                         "epoch": epoch + 1,
                         "history": history,

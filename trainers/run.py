@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from masking.errors import InputError
+from common.errors import InputError
 from trainers.checkpoints import MODEL_FILE, export_model, load_state
 from trainers.config import TrainConfig
 from trainers.config_io import save_config, to_dict
@@ -65,7 +65,10 @@ def check_representation(config: TrainConfig, info: DatasetInfo) -> None:
 def plan_epoch(config: TrainConfig, info: DatasetInfo) -> dict[str, int]:
     """Batches and windows per epoch for each worker; an error if the data cannot fill one batch per worker."""
     image_ids = np.concatenate(
-        [pq.read_table(path, columns=["image_id"]).column("image_id").to_numpy() for path in sorted(split_dir(info.data_dir, "private").glob("part-*.parquet"))]
+        [
+            pq.read_table(path, columns=["image_id"]).column("image_id").to_numpy()
+            for path in sorted(split_dir(info.data_dir, "private").glob("part-*.parquet"))
+        ]
     )
     train_rows = int(np.sum(image_ids % config.holdout_modulo != 0))
     batches = (train_rows // config.scale.workers) // config.optim.batch_size
@@ -85,7 +88,11 @@ def resolve_resources(config: TrainConfig, cluster: dict[str, float]) -> WorkerR
         raise InputError(
             f"--workers {scale.workers} with GPUs needs {scale.workers} GPUs; the cluster has {cluster.get('GPU', 0.0):g}"
         )
-    cpus = scale.cpus_per_worker if scale.cpus_per_worker is not None else min(1.0, (total_cpus - scale.data_cpus) / scale.workers)
+    cpus = (
+        scale.cpus_per_worker
+        if scale.cpus_per_worker is not None
+        else min(1.0, (total_cpus - scale.data_cpus) / scale.workers)
+    )
     cpus_needed = max(cpus, MIN_CPUS_PER_WORKER) * scale.workers + scale.data_cpus
     if cpus < MIN_CPUS_PER_WORKER or cpus_needed > total_cpus + 1e-9:
         raise InputError(
@@ -105,7 +112,9 @@ def check_same_run(run_dir: Path, config: TrainConfig) -> None:
     saved.get("optim", {}).pop("epochs", None)
     current["optim"].pop("epochs")
     if saved != current:
-        raise InputError(f"{run_dir} holds a run with a different config ({saved_path}); choose a new --out to start another run")
+        raise InputError(
+            f"{run_dir} holds a run with a different config ({saved_path}); choose a new --out to start another run"
+        )
 
 
 def split_bytes(info: DatasetInfo) -> int:
@@ -182,7 +191,9 @@ def train(
             "torch_threads": resources.torch_threads,
         },
         scaling_config=ray.train.ScalingConfig(
-            num_workers=config.scale.workers, use_gpu=config.scale.use_gpu, resources_per_worker={"CPU": resources.cpus_per_worker}
+            num_workers=config.scale.workers,
+            use_gpu=config.scale.use_gpu,
+            resources_per_worker={"CPU": resources.cpus_per_worker},
         ),
         run_config=ray.train.RunConfig(
             storage_path=storage_path or str(run_dir / "ray"),
@@ -216,7 +227,9 @@ def write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
     temporary.replace(path)
 
 
-def summarise(config: TrainConfig, info: DatasetInfo, history: list[dict[str, Any]], plan: dict[str, int], seconds: float) -> dict[str, Any]:
+def summarise(
+    config: TrainConfig, info: DatasetInfo, history: list[dict[str, Any]], plan: dict[str, int], seconds: float
+) -> dict[str, Any]:
     last_verified = next(epoch for epoch in reversed(history) if "verification_accuracy" in epoch)
     return {
         "defense": config.defense.name,

@@ -49,11 +49,15 @@ def tar_at_far(scores: np.ndarray, is_same: np.ndarray, far: float) -> float:
     if len(impostor) == 0 or len(genuine) == 0:
         return float("nan")
     allowed_false_accepts = int(np.floor(far * len(impostor)))
-    threshold = impostor[len(impostor) - allowed_false_accepts - 1] if allowed_false_accepts < len(impostor) else -np.inf
+    threshold = (
+        impostor[len(impostor) - allowed_false_accepts - 1] if allowed_false_accepts < len(impostor) else -np.inf
+    )
     return float(np.mean(genuine > threshold))
 
 
-def verify(scores: np.ndarray, is_same: np.ndarray, folds: int = 10, far: float = 1e-3, seed: int = 0) -> VerificationResult:
+def verify(
+    scores: np.ndarray, is_same: np.ndarray, folds: int = 10, far: float = 1e-3, seed: int = 0
+) -> VerificationResult:
     scores = np.asarray(scores, dtype=np.float64)
     is_same = np.asarray(is_same, dtype=bool)
     if len(scores) < folds:

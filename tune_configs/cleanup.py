@@ -39,7 +39,11 @@ def release_placement_group(run_dir: Path) -> bool:
     from ray.util.placement_group import PlacementGroup, placement_group_table
 
     group_id = recorded_placement_group(run_dir)
-    if group_id is None or placement_group_table().get(group_id, {}).get("state") not in ("CREATED", "PENDING", "RESCHEDULING"):
+    if group_id is None or placement_group_table().get(group_id, {}).get("state") not in (
+        "CREATED",
+        "PENDING",
+        "RESCHEDULING",
+    ):
         return False
     ray.util.remove_placement_group(PlacementGroup(PlacementGroupID.from_hex(group_id)))
     return True

@@ -77,7 +77,10 @@ def write_results(rows: Sequence[TrialRow], out: Path, space: SearchSpace, say: 
         from trainers.config_io import save_config
 
         save_config(trial_config(TrialSetup(**best.setup), best.params), out / BEST_CONFIG)
-        say(f"best trial {best.trial_id}: overall {best.overall:.3f} with " + ", ".join(f"{k}={best.params[k]}" for k in keys))
+        say(
+            f"best trial {best.trial_id}: overall {best.overall:.3f} with "
+            + ", ".join(f"{k}={best.params[k]}" for k in keys)
+        )
         say(f"its config: {out / BEST_CONFIG} (hybridmask train --config {out / BEST_CONFIG} --data ...)")
     else:
         say("no trial finished; nothing to rank")
@@ -121,7 +124,9 @@ def _markdown(rows: Sequence[TrialRow], keys: list[str], space: SearchSpace, fro
     for rank, row in enumerate(rows, 1):
         marker = " ◆" if row.trial_id in front else ""
         cells = [str(rank), row.trial_id + marker, *(_cell(row.params.get(key)) for key in keys)]
-        cells += [_cell(row.metrics.get(name)) for name in ("verification_accuracy", "score_pp", "score_cls", "overall")]
+        cells += [
+            _cell(row.metrics.get(name)) for name in ("verification_accuracy", "score_pp", "score_cls", "overall")
+        ]
         cells.append(row.status)
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", f"![trials in the privacy-utility plane]({PARETO_PNG})", ""]
@@ -135,14 +140,23 @@ def _pareto_figure(rows: Sequence[TrialRow], front: set[str], path: Path) -> Non
     import matplotlib.pyplot as plt
 
     figure, axes = plt.subplots(figsize=(6.4, 4.8))
-    defences = sorted({str(row.metrics.get("defense")) for row in rows})
-    for index, defence in enumerate(defences):
-        members = [row for row in rows if str(row.metrics.get("defense")) == defence]
-        axes.scatter(*zip(*(_plane(row) for row in members)), s=40, color=f"C{index}", label=defence, alpha=0.8)
-    on_front = sorted((_plane(row) for row in rows if row.trial_id in front))
+    defenses = sorted({str(row.metrics.get("defense")) for row in rows})
+    for index, defense in enumerate(defenses):
+        members = [row for row in rows if str(row.metrics.get("defense")) == defense]
+        axes.scatter(*zip(*(_plane(row) for row in members)), s=40, color=f"C{index}", label=defense, alpha=0.8)
+    on_front = sorted(_plane(row) for row in rows if row.trial_id in front)
     axes.plot(*zip(*on_front), color="black", lw=1, ls="--", marker="D", mfc="none", ms=10, label="Pareto front")
     best = _plane(rows[0])
-    axes.scatter([best[0]], [best[1]], marker="*", s=260, color="gold", edgecolor="black", zorder=5, label=f"best overall ({rows[0].overall:.3f})")
+    axes.scatter(
+        [best[0]],
+        [best[1]],
+        marker="*",
+        s=260,
+        color="gold",
+        edgecolor="black",
+        zorder=5,
+        label=f"best overall ({rows[0].overall:.3f})",
+    )
     axes.set_xlabel("score_cls (utility: verification accuracy ÷ unprotected)")
     axes.set_ylabel("score_pp (privacy against the attacks)")
     axes.set_title("Sweep trials in the privacy–utility plane")

@@ -15,15 +15,15 @@ from typing import Any
 
 import yaml
 
-from masking.errors import InputError
-from pipelines.experiment_config import ExperimentConfig, load_experiment
+from common.errors import InputError
+from pipelines.runs.experiment_config import ExperimentConfig, load_experiment
 
 SPACES_DIR = Path(__file__).resolve().parent / "spaces"
 DOMAINS = ("choice", "grid", "uniform", "loguniform")
 
 
 @dataclass
-class SchedulerSettings:
+class SchedulerConfig:
     grace_period: int = 1
     reduction_factor: int = 2
 
@@ -36,7 +36,7 @@ class SearchSpace:
     samples: int
     fixed: dict[str, Any] = field(default_factory=dict)
     search: dict[str, dict[str, list[Any]]] = field(default_factory=dict)
-    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
 
     def param_space(self) -> dict[str, Any]:
         """Tune's domains, one per searched key."""
@@ -46,7 +46,7 @@ class SearchSpace:
         ranges = {"uniform": tune.uniform, "loguniform": tune.loguniform}
         params = {}
         for key, spec in self.search.items():
-            (kind, values), = spec.items()
+            ((kind, values),) = spec.items()
             params[key] = domains[kind](values) if kind in domains else ranges[kind](*values)
         return params
 
@@ -54,7 +54,9 @@ class SearchSpace:
         """`KEY=VALUE` strings for one trial: the fixed keys, then its sampled values (JSON reads as YAML)."""
         return [f"{key}={json.dumps(value)}" for key, value in {**self.fixed, **params}.items()]
 
-    def config(self, params: dict[str, Any], base_config: Path | None = None, extra: list[str] = ()) -> ExperimentConfig:
+    def config(
+        self, params: dict[str, Any], base_config: Path | None = None, extra: list[str] = ()
+    ) -> ExperimentConfig:
         return load_experiment(base_config, [*extra, *self.overrides(params)])
 
 
@@ -68,11 +70,15 @@ def load_space(name_or_path: str) -> SearchSpace:
     if not path.is_file():
         path = SPACES_DIR / f"{name_or_path}.yaml"
     if not path.is_file():
-        raise InputError(f"--space {name_or_path!r}: no such space; choose one of {available_spaces()} or give a YAML file")
+        raise InputError(
+            f"--space {name_or_path!r}: no such space; choose one of {available_spaces()} or give a YAML file"
+        )
     raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     unknown = set(raw) - {"description", "samples", "fixed", "search", "scheduler"}
     if unknown:
-        raise InputError(f"{path}: unknown section(s) {sorted(unknown)}; a space has description, samples, fixed, search, scheduler")
+        raise InputError(
+            f"{path}: unknown section(s) {sorted(unknown)}; a space has description, samples, fixed, search, scheduler"
+        )
     space = SearchSpace(
         name=path.stem,
         path=path.resolve(),
@@ -80,7 +86,7 @@ def load_space(name_or_path: str) -> SearchSpace:
         samples=int(raw.get("samples", 1)),
         fixed=dict(raw.get("fixed") or {}),
         search=dict(raw.get("search") or {}),
-        scheduler=SchedulerSettings(**(raw.get("scheduler") or {})),
+        scheduler=SchedulerConfig(**(raw.get("scheduler") or {})),
     )
     check_space(space, path)
     return space
@@ -94,10 +100,14 @@ def check_space(space: SearchSpace, path: Path) -> None:
         raise InputError(f"{path}: scheduler.grace_period must be >= 1 and reduction_factor >= 2")
     for key, spec in space.search.items():
         if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DOMAINS:
-            raise InputError(f"{path}: search.{key} must be one of {{{', '.join(DOMAINS)}}}: [values], e.g. {{choice: [0.3, 0.5]}}")
-        (kind, values), = spec.items()
+            raise InputError(
+                f"{path}: search.{key} must be one of {{{', '.join(DOMAINS)}}}: [values], e.g. {{choice: [0.3, 0.5]}}"
+            )
+        ((kind, values),) = spec.items()
         if not isinstance(values, list) or not values or (kind in ("uniform", "loguniform") and len(values) != 2):
-            raise InputError(f"{path}: search.{key}.{kind} needs {'[low, high]' if kind.endswith('uniform') else 'a non-empty list'}")
+            raise InputError(
+                f"{path}: search.{key}.{kind} needs {'[low, high]' if kind.endswith('uniform') else 'a non-empty list'}"
+            )
         for value in values:
             try:
                 space.config({key: value}).validate()

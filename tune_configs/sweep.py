@@ -19,10 +19,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from masking.errors import InputError
-from pipelines.run_pipeline import KEY_FILE, PipelineSpec, client_key, train_defence
+from common.errors import InputError
+from pipelines.runs.run_pipeline import KEY_FILE, PipelineConfig, client_key, train_defense
 from trainers.schema import MANIFEST_NAME
 from tune_configs.cleanup import ReleaseStoppedTrials
 from tune_configs.results import TrialRow, write_results
@@ -36,7 +35,7 @@ Say = Callable[[str], None]
 
 
 @dataclass
-class SweepSpec:
+class SweepConfig:
     space: SearchSpace
     data_dir: Path
     out: Path
@@ -50,17 +49,21 @@ class SweepSpec:
 
     def validate(self) -> None:
         if not (self.data_dir / MANIFEST_NAME).is_file():
-            raise InputError(f"--data {self.data_dir}: not a prepared folder (no {MANIFEST_NAME}); run `hybridmask prepare` first")
+            raise InputError(
+                f"--data {self.data_dir}: not a prepared folder (no {MANIFEST_NAME}); run `hybridmask prepare` first"
+            )
         if self.samples is not None and self.samples < 1:
             raise InputError(f"--samples {self.samples}: give at least 1")
         state = self.out / EXPERIMENT
         if self.resume and not state.is_dir():
-            raise InputError(f"--resume: {self.out} holds no sweep to resume ({state} is missing); run without --resume")
+            raise InputError(
+                f"--resume: {self.out} holds no sweep to resume ({state} is missing); run without --resume"
+            )
         if not self.resume and state.is_dir():
             raise InputError(f"{self.out} already holds a sweep; add --resume to continue it, or choose another --out")
 
 
-def run_sweep(spec: SweepSpec, say: Say = print) -> list[TrialRow]:
+def run_sweep(spec: SweepConfig, say: Say = print) -> list[TrialRow]:
     """Run (or resume) the sweep; returns every trial, best overall first, and writes the results files."""
     import ray
     from ray import tune
@@ -88,7 +91,9 @@ def run_sweep(spec: SweepSpec, say: Say = print) -> list[TrialRow]:
                 max_concurrent_trials=concurrent_trials(spec, ray.cluster_resources()),
                 trial_dirname_creator=lambda trial: trial.trial_id,
             ),
-            run_config=tune.RunConfig(storage_path=str(spec.out), name=EXPERIMENT, verbose=1, callbacks=[ReleaseStoppedTrials()]),
+            run_config=tune.RunConfig(
+                storage_path=str(spec.out), name=EXPERIMENT, verbose=1, callbacks=[ReleaseStoppedTrials()]
+            ),
         )
     grid = tuner.fit()
     rows = [TrialRow.from_result(result) for result in grid]
@@ -96,7 +101,7 @@ def run_sweep(spec: SweepSpec, say: Say = print) -> list[TrialRow]:
     return rows
 
 
-def _trial_setup(spec: SweepSpec, baseline: Path) -> TrialSetup:
+def _trial_setup(spec: SweepConfig, baseline: Path) -> TrialSetup:
     return TrialSetup(
         space_file=str(spec.space.path),
         data_dir=str(spec.data_dir.resolve()),
@@ -111,18 +116,18 @@ def _trial_setup(spec: SweepSpec, baseline: Path) -> TrialSetup:
     )
 
 
-def _train_baseline(spec: SweepSpec, say: Say) -> Path:
+def _train_baseline(spec: SweepConfig, say: Say) -> Path:
     """The unprotected model on the same data and learner settings, trained once for every trial's score_cls."""
     from evaluation.budgets import load_budgets
 
     config = spec.space.config({}, spec.base_config, ["defense.name=none"])
-    pipeline = PipelineSpec(out=spec.out, config=config, budgets=load_budgets(spec.budget_preset), defenses=("none",))
+    pipeline = PipelineConfig(out=spec.out, config=config, budgets=load_budgets(spec.budget_preset), defenses=("none",))
     run_dir = spec.out / BASELINE_DIR
-    train_defence(pipeline, "none", spec.data_dir, run_dir, say)
+    train_defense(pipeline, "none", spec.data_dir, run_dir, say)
     return run_dir
 
 
-def _scheduler(spec: SweepSpec):
+def _scheduler(spec: SweepConfig):
     from ray.tune.schedulers import ASHAScheduler
 
     epochs = spec.space.config({}, spec.base_config).optim.epochs
@@ -136,7 +141,7 @@ def _scheduler(spec: SweepSpec):
     )
 
 
-def concurrent_trials(spec: SweepSpec, cluster: dict[str, float]) -> int:
+def concurrent_trials(spec: SweepConfig, cluster: dict[str, float]) -> int:
     """As many trials at once as the cluster fits training runs (workers × CPUs each + Ray Data's reserve)."""
     from trainers.run import resolve_resources
 

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.experiment_config import ExperimentConfig
-from pipelines.run_pipeline import PipelineSpec, attack_defence, finished_run
+from pipelines.runs.experiment_config import ExperimentConfig
+from pipelines.runs.run_pipeline import PipelineConfig, attack_defense, finished_run
 from tune_configs.space import SearchSpace
 
 TRIALS_DIR = "trials"
@@ -68,17 +68,19 @@ def run_trial(tune_config: dict[str, Any]) -> None:
     from ray import tune
 
     setup = TrialSetup(**tune_config["setup"])
-    scores = run_defence_trial(setup, dict(tune_config["params"]), tune.report)
+    scores = run_defense_trial(setup, dict(tune_config["params"]), tune.report)
     print(f"trial finished: overall {scores['overall']:.3f}", flush=True)
 
 
-def run_defence_trial(setup: TrialSetup, params: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+def run_defense_trial(
+    setup: TrialSetup, params: dict[str, Any], report: Callable[[dict[str, Any]], None]
+) -> dict[str, Any]:
     """Train (reporting epochs), attack and evaluate one trial's defence; returns the last report."""
     from evaluation.budgets import load_budgets
     from evaluation.evaluate_runs import evaluate_runs
     from evaluation.run_attacks import AttackCaches
-    from pipelines.keyfile import read_key_file
-    from pipelines.training import masked_data_for
+    from pipelines.client.keyfile import read_key_file
+    from pipelines.runs.training import masked_data_for
 
     config = trial_config(setup, params)
     folder = trial_dir(setup, config)
@@ -91,7 +93,7 @@ def run_defence_trial(setup: TrialSetup, params: dict[str, Any], report: Callabl
     run_dir = folder / RUN_DIR
     last_epoch = train_reporting_epochs(data_dir, run_dir, config, report)
 
-    spec = PipelineSpec(
+    spec = PipelineConfig(
         out=folder,
         config=config,
         budgets=load_budgets(setup.budget_preset, setup.budget_overrides),
@@ -101,10 +103,15 @@ def run_defence_trial(setup: TrialSetup, params: dict[str, Any], report: Callabl
         key_file=Path(setup.key_file),
     )
     caches = AttackCaches(Path(setup.out) / "attack-cache")
-    attack_defence(spec, run_dir, key, caches, print)
+    attack_defense(spec, run_dir, key, caches, print)
     (run_report,) = evaluate_runs([run_dir], baseline=setup.baseline_dir, caches=caches)
     measures = run_report.to_dict()
-    final = {**last_epoch, **{name: measures[name] for name in SCORE_FIELDS}, "defense": config.defense.name, "trial_dir": str(folder)}
+    final = {
+        **last_epoch,
+        **{name: measures[name] for name in SCORE_FIELDS},
+        "defense": config.defense.name,
+        "trial_dir": str(folder),
+    }
     report(final)
     return final
 
@@ -113,7 +120,7 @@ def train_reporting_epochs(
     data_dir: Path, run_dir: Path, config: ExperimentConfig, report: Callable[[dict[str, Any]], None]
 ) -> dict[str, Any]:
     """Train in a thread while this one reports each finished epoch but the last; returns the last epoch's row."""
-    from pipelines.training import run_training
+    from pipelines.runs.training import run_training
 
     epochs = config.optim.epochs
     reported: set[int] = set()
@@ -137,7 +144,9 @@ def train_reporting_epochs(
     return rows[epochs]
 
 
-def _report_new_epochs(run_dir: Path, epochs: int, reported: set[int], report: Callable[[dict[str, Any]], None]) -> dict[int, dict]:
+def _report_new_epochs(
+    run_dir: Path, epochs: int, reported: set[int], report: Callable[[dict[str, Any]], None]
+) -> dict[int, dict]:
     from trainers.run import METRICS_FILE
 
     path = run_dir / METRICS_FILE

@@ -16,36 +16,57 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train (reporting each epoch; ASHA stops laggards), attack, evaluate. Writes OUT/results.md, results.csv, "
         "pareto.png and best_config.yaml (for `hybridmask train --config`).",
     )
-    parser.add_argument("--space", required=True, metavar="NAME|FILE.yaml", help=f"search space: {', '.join(available_spaces())} or a YAML file")
-    parser.add_argument("--data", required=True, metavar="DIR", help="a prepared folder, or a folder with one sub-folder per person")
+    parser.add_argument(
+        "--space",
+        required=True,
+        metavar="NAME|FILE.yaml",
+        help=f"search space: {', '.join(available_spaces())} or a YAML file",
+    )
+    parser.add_argument(
+        "--data", required=True, metavar="DIR", help="a prepared folder, or a folder with one sub-folder per person"
+    )
     parser.add_argument("--out", required=True, metavar="DIR", help="sweep folder (trials, Tune state, results)")
     parser.add_argument("--samples", type=int, help="trials to sample (default: the space's `samples`)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --out")
     parser.add_argument("--config", metavar="FILE.yaml", help="base training config every trial starts from")
-    parser.add_argument("--size", type=int, default=112, help="face side when --data needs preparing (default: %(default)s)")
-    parser.add_argument("--attacks", default="recovery,whitebox,blackbox", help="attacks per trial (default: %(default)s)")
-    parser.add_argument("--key-setting", choices=("known", "unknown", "both"), default="unknown",
-                        help="attack with the key unknown (the threat model), leaked, or both (default: %(default)s)")
-    parser.add_argument("--budget", choices=("small", "paper"), default="small", help="attack budget preset (default: %(default)s)")
-    parser.add_argument("--set", action="append", default=[], metavar="budget.KEY=VALUE", help="override an attack budget value")
+    parser.add_argument(
+        "--size", type=int, default=112, help="face side when --data needs preparing (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--attacks", default="recovery,whitebox,blackbox", help="attacks per trial (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--key-setting",
+        choices=("known", "unknown", "both"),
+        default="unknown",
+        help="attack with the key unknown (the threat model), leaked, or both (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--budget", choices=("small", "paper"), default="small", help="attack budget preset (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="budget.KEY=VALUE", help="override an attack budget value"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from common.errors import InputError
     from evaluation.budgets import load_budgets
     from evaluation.run_attacks import parse_attack_names
-    from masking.errors import InputError
-    from pipelines.commands.run import prepared_data_step
+    from pipelines.cli.commands.run import prepared_data_step
     from tune_configs.space import load_space
-    from tune_configs.sweep import SweepSpec, run_sweep
+    from tune_configs.sweep import SweepConfig, run_sweep
 
     not_budget = [value for value in args.set if not value.startswith("budget.")]
     if not_budget:
-        raise InputError(f"--set {not_budget[0]}: tune takes budget.* overrides only; put training keys in the space or --config")
+        raise InputError(
+            f"--set {not_budget[0]}: tune takes budget.* overrides only; put training keys in the space or --config"
+        )
     budget_overrides = tuple(value.removeprefix("budget.") for value in args.set)
     load_budgets(args.budget, list(budget_overrides))  # checked now, before any training
     out = Path(args.out)
-    spec = SweepSpec(
+    spec = SweepConfig(
         space=load_space(args.space),
         data_dir=prepared_data_step(Path(args.data), args.size)(out),
         out=out,
@@ -61,4 +82,3 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--config {spec.base_config} does not exist")
     run_sweep(spec)
     return 0
-

@@ -16,14 +16,14 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import torch
 
-from masking.errors import InputError
+from common.errors import InputError
 
 KeySetting = Literal["known", "unknown"]
 KEY_SETTINGS: tuple[KeySetting, ...] = ("known", "unknown")
 
 
 @dataclass(frozen=True)
-class AttackBudget:
+class AttackBudgetConfig:
     """How much work an attack may do; the defaults finish in minutes on 2 CPU cores.
 
     steps: optimisation steps (decoder training, latent search); max_targets: private images (or identities)
@@ -70,7 +70,7 @@ class AttackContext:
     model: Any = None
     key: bytes | None = field(default=None, repr=False)
     masking_settings: dict[str, Any] = field(default_factory=dict)
-    budget: AttackBudget = field(default_factory=AttackBudget)
+    budget: AttackBudgetConfig = field(default_factory=AttackBudgetConfig)
     extras: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
@@ -91,7 +91,9 @@ class AttackContext:
         for name in ("target_indices", "target_masked"):
             rows = getattr(self, name)
             if rows is not None and len(rows) != len(self.target_labels):
-                raise InputError(f"{name} has {len(rows)} rows for {len(self.target_labels)} target labels; give one per target")
+                raise InputError(
+                    f"{name} has {len(rows)} rows for {len(self.target_labels)} target labels; give one per target"
+                )
 
     def public_summary(self) -> dict[str, Any]:
         """What may be reported about this attack's conditions: counts, shapes, settings, budget; no key."""

@@ -11,13 +11,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from common.errors import InputError
 from evaluation.attacks.base import AttackContext, AttackResult
-from evaluation.attacks.knowledge import attacker_masker, augment, defence_of, device_of, server_inputs_to_model_input
+from evaluation.attacks.knowledge import attacker_masker, augment, defense_of, device_of, server_inputs_to_model_input
 from evaluation.attacks.networks import VectorDecoder, resize
-from evaluation.attacks.training import optimise, seeded
-from evaluation.budgets import BlackboxBudget
+from evaluation.attacks.training import optimize, seeded
+from evaluation.budgets import BlackboxBudgetConfig
 from evaluation.server_view import simulate_server_view
-from masking.errors import InputError
 
 
 class EmbeddingQuery:
@@ -35,8 +35,8 @@ class EmbeddingQuery:
 class BlackboxInversion:
     name = "blackbox"
 
-    def __init__(self, budget: BlackboxBudget | None = None, work_size: int = 32) -> None:
-        self.budget = budget or BlackboxBudget()
+    def __init__(self, budget: BlackboxBudgetConfig | None = None, work_size: int = 32) -> None:
+        self.budget = budget or BlackboxBudgetConfig()
         self.work_size = work_size
         self.decoder: VectorDecoder | None = None
         self.query: EmbeddingQuery | None = None
@@ -44,7 +44,7 @@ class BlackboxInversion:
     def fit(self, ctx: AttackContext) -> None:
         if ctx.model is None:
             raise InputError("black-box inversion needs query access to the trained FR model (ctx.model)")
-        defence, device = defence_of(ctx), device_of(ctx)
+        defense, device = defense_of(ctx), device_of(ctx)
         masker = attacker_masker(ctx)
         mask = masker.mask if masker is not None else None
         self.query = EmbeddingQuery(ctx.model, device)
@@ -54,8 +54,8 @@ class BlackboxInversion:
         def embeddings_and_faces() -> tuple[torch.Tensor, torch.Tensor]:
             rows = torch.randint(len(images), (self.budget.batch_size,), generator=generator)
             faces = augment(images[rows], generator)
-            view = simulate_server_view(faces, labels[rows], defence, mask, generator)
-            return self.query(server_inputs_to_model_input(view, defence)), resize(faces, self.work_size).to(device)
+            view = simulate_server_view(faces, labels[rows], defense, mask, generator)
+            return self.query(server_inputs_to_model_input(view, defense)), resize(faces, self.work_size).to(device)
 
         embedding_size = embeddings_and_faces()[0].shape[1]
         self.decoder = seeded(
@@ -66,15 +66,17 @@ class BlackboxInversion:
             embeddings, faces = embeddings_and_faces()
             return F.l1_loss(self.decoder(embeddings), faces)
 
-        optimise(self.decoder, loss_of_batch, self.budget.steps, self.budget.lr)
+        optimize(self.decoder, loss_of_batch, self.budget.steps, self.budget.lr)
 
     def reconstruct(self, ctx: AttackContext) -> AttackResult:
         if self.decoder is None or self.query is None or ctx.target_masked is None:
-            raise RuntimeError("BlackboxInversion needs fit() first and the targets' server-held data (ctx.target_masked)")
-        defence = defence_of(ctx)
+            raise RuntimeError(
+                "BlackboxInversion needs fit() first and the targets' server-held data (ctx.target_masked)"
+            )
+        defense = defense_of(ctx)
         with torch.no_grad():
             outputs = [
-                self.decoder(self.query(server_inputs_to_model_input(chunk, defence))).cpu()
+                self.decoder(self.query(server_inputs_to_model_input(chunk, defense))).cpu()
                 for chunk in ctx.target_masked.split(64)
             ]
         images = resize(torch.cat(outputs), ctx.image_shape[-1]).clamp(0, 1)

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from evaluation.attacks.networks import Discriminator, VectorDecoder, resize
 from evaluation.attacks.training import seeded
-from evaluation.budgets import WhiteboxBudget
+from evaluation.budgets import WhiteboxBudgetConfig
 
 _BRIGHTNESS = 0.2  # the augmentation's brightness shift, as a fraction of the range
 _SHIFT_FRACTION = 1 / 8  # the augmentation's largest shift, as a fraction of the side
@@ -50,7 +50,9 @@ def differentiable_augment(images: torch.Tensor, generator: torch.Generator) -> 
     return F.grid_sample(images, grid, padding_mode="border", align_corners=False).clamp(0, 1)
 
 
-def train_gan(images: torch.Tensor, budget: WhiteboxBudget, size: int, seed: int, device: torch.device) -> GanPrior:
+def train_gan(
+    images: torch.Tensor, budget: WhiteboxBudgetConfig, size: int, seed: int, device: torch.device
+) -> GanPrior:
     """Train generator and discriminator on images [P, C, H, W] in [0, 1], at size x size."""
     generator_rng = torch.Generator().manual_seed(seed)
     prior = seeded(seed, lambda: _new_prior(images.shape[1], budget, size, device))
@@ -85,7 +87,9 @@ class GanCache:
     folder: Path | None = None
     _priors: dict[str, GanPrior] = field(default_factory=dict, repr=False)
 
-    def prior(self, images: torch.Tensor, budget: WhiteboxBudget, size: int, seed: int, device: torch.device) -> GanPrior:
+    def prior(
+        self, images: torch.Tensor, budget: WhiteboxBudgetConfig, size: int, seed: int, device: torch.device
+    ) -> GanPrior:
         name = _cache_name(images, budget, size, seed)
         if name in self._priors:
             return self._priors[name]
@@ -96,19 +100,21 @@ class GanCache:
             prior = train_gan(images, budget, size, seed, device)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                torch.save({"generator": prior.generator.state_dict(), "discriminator": prior.discriminator.state_dict()}, path)
+                torch.save(
+                    {"generator": prior.generator.state_dict(), "discriminator": prior.discriminator.state_dict()}, path
+                )
         self._priors[name] = prior
         return prior
 
 
-def _cache_name(images: torch.Tensor, budget: WhiteboxBudget, size: int, seed: int) -> str:
+def _cache_name(images: torch.Tensor, budget: WhiteboxBudgetConfig, size: int, seed: int) -> str:
     digest = hashlib.sha256(images.detach().cpu().float().numpy().tobytes())
     gan_fields = {k: v for k, v in asdict(budget).items() if k.startswith("gan_") or k == "latent_size"}
     digest.update(repr((sorted(gan_fields.items()), size, seed)).encode())
     return digest.hexdigest()[:16]
 
 
-def _new_prior(channels: int, budget: WhiteboxBudget, size: int, device: torch.device) -> GanPrior:
+def _new_prior(channels: int, budget: WhiteboxBudgetConfig, size: int, device: torch.device) -> GanPrior:
     return GanPrior(
         VectorDecoder(budget.latent_size, channels, budget.gan_width, size).to(device),
         Discriminator(channels, budget.gan_width, size).to(device),
@@ -124,7 +130,7 @@ def _frozen(prior: GanPrior) -> GanPrior:
     return prior
 
 
-def _load(path: Path, channels: int, budget: WhiteboxBudget, size: int, device: torch.device) -> GanPrior:
+def _load(path: Path, channels: int, budget: WhiteboxBudgetConfig, size: int, device: torch.device) -> GanPrior:
     saved = torch.load(path, map_location=device, weights_only=True)
     prior = _new_prior(channels, budget, size, device)
     prior.generator.load_state_dict(saved["generator"])

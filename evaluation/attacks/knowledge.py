@@ -19,21 +19,23 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from common.errors import InputError
 from evaluation.attacks.base import AttackContext
-from evaluation.server_view import DefenceSettings
-from masking.errors import InputError
+from evaluation.server_view import PublicDefenseConfig
 from masking.keys import derive_obfuscation
 from masking.masker import FrequencyMasker
-from masking.obfuscation import ChannelStats, denormalise, fit_channel_stats
+from masking.obfuscation import ChannelStats, denormalize, fit_channel_stats
 
 _ATTACKER_KEY_DOMAIN = b"hybridmask/attacker-own-key/"
 
 
-def defence_of(ctx: AttackContext) -> DefenceSettings:
-    defence = ctx.extras.get("defence")
-    if not isinstance(defence, DefenceSettings):
-        raise InputError("the attack context lacks extras['defence'] (a DefenceSettings): build it with evaluation.run_attacks")
-    return defence
+def defense_of(ctx: AttackContext) -> PublicDefenseConfig:
+    defense = ctx.extras.get("defense")
+    if not isinstance(defense, PublicDefenseConfig):
+        raise InputError(
+            "the attack context lacks extras['defence'] (a PublicDefenseConfig): build it with evaluation.run_attacks"
+        )
+    return defense
 
 
 def device_of(ctx: AttackContext) -> torch.device:
@@ -48,13 +50,13 @@ def attacker_own_key(seed: int) -> bytes:
 def attacker_masker(ctx: AttackContext) -> FrequencyMasker | None:
     """The masker the attacker applies to its own faces: the client's (known key), its own standardised one
     (unknown key), or None for pixel defences."""
-    defence = defence_of(ctx)
-    if not defence.masked:
+    defense = defense_of(ctx)
+    if not defense.masked:
         return None
     if ctx.key_setting == "known":
         assert ctx.key is not None  # AttackContext guarantees it
-        return FrequencyMasker.from_settings(defence.masking, ctx.key)
-    selection = defence.selection
+        return FrequencyMasker.from_settings(defense.masking, ctx.key)
+    selection = defense.selection
     obfuscation = derive_obfuscation(attacker_own_key(ctx.budget.seed), len(selection.kept))
     unscaled = FrequencyMasker(selection, obfuscation, ChannelStats.identity(len(selection.kept)))
     return FrequencyMasker(selection, obfuscation, fit_channel_stats(unscaled.mask(ctx.public_images.float())))
@@ -67,13 +69,13 @@ def images_to_model_input(images: torch.Tensor, masker: FrequencyMasker | None) 
     return masker.mask(images).contiguous()
 
 
-def server_inputs_to_model_input(inputs: torch.Tensor, defence: DefenceSettings) -> torch.Tensor:
+def server_inputs_to_model_input(inputs: torch.Tensor, defense: PublicDefenseConfig) -> torch.Tensor:
     """Server-held targets as model inputs: pixels are rescaled; masked channels already are model inputs."""
-    return inputs if defence.masked else inputs * 2.0 - 1.0
+    return inputs if defense.masked else inputs * 2.0 - 1.0
 
 
-def public_stats(defence: DefenceSettings) -> ChannelStats:
-    return ChannelStats.from_settings(defence.masking["normalisation"])
+def public_stats(defense: PublicDefenseConfig) -> ChannelStats:
+    return ChannelStats.from_settings(defense.masking["normalisation"])
 
 
 def gram_invariants(masked: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
@@ -83,7 +85,7 @@ def gram_invariants(masked: torch.Tensor, stats: ChannelStats) -> torch.Tensor:
     so <y(p), y(q)> = <k(p), k(q)> for every pair of positions whatever the key. Channel q of position p holds
     that inner product (divided by the image's mean energy), which fixes the kept frequencies up to one rotation.
     """
-    values = denormalise(masked.float(), stats)
+    values = denormalize(masked.float(), stats)
     batch, _, height, width = values.shape
     vectors = values.flatten(2)  # [B, K, P]
     gram = torch.einsum("bkp,bkq->bpq", vectors, vectors)
@@ -110,7 +112,7 @@ def augment(images: torch.Tensor, generator: torch.Generator, shift: int = 3) ->
 
 def describe_knowledge(ctx: AttackContext) -> dict[str, Any]:
     """What the attack used, for its result file (no key)."""
-    defence = defence_of(ctx)
-    if not defence.masked:
+    defense = defense_of(ctx)
+    if not defense.masked:
         return {"masker": "none (pixel defence)"}
     return {"masker": "client key (leaked)" if ctx.key_setting == "known" else "own key, standardised channels"}

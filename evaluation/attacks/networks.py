@@ -3,6 +3,7 @@ inversion) and a DCGAN discriminator. Small by default; widths come from the bud
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -32,7 +33,9 @@ class GridToImageStem(nn.Module):
         stages = max(1, round(math.log2(out_size / grid_size)))
         layers: list[nn.Module] = [nn.Conv2d(in_channels, width * 4, 3, padding=1), nn.LeakyReLU(0.2, inplace=True)]
         for stage in range(stages):
-            out = width * 4 if stage < stages - 1 else width  # 4x channels feed the next shuffle; the last ends at width
+            out = (
+                width * 4 if stage < stages - 1 else width
+            )  # 4x channels feed the next shuffle; the last ends at width
             layers += [nn.PixelShuffle(2), nn.Conv2d(width, out, 3, padding=1), nn.LeakyReLU(0.2, inplace=True)]
         self.layers = nn.Sequential(*layers)
 
@@ -69,8 +72,8 @@ class UNet(nn.Module):
             else ImageToGridStem(in_channels, width, in_size, out_size)
         )
         widths = (width, width * 2, width * 4, width * 8)
-        self.down = nn.ModuleList(_conv_block(a, b) for a, b in zip((width,) + widths[:-1], widths))
-        self.up = nn.ModuleList(nn.ConvTranspose2d(b, a, 2, stride=2) for a, b in zip(widths[:-1], widths[1:]))
+        self.down = nn.ModuleList(_conv_block(a, b) for a, b in zip((width, *widths[:-1]), widths))
+        self.up = nn.ModuleList(nn.ConvTranspose2d(b, a, 2, stride=2) for a, b in itertools.pairwise(widths))
         self.merge = nn.ModuleList(_conv_block(2 * a, a) for a in widths[:-1])
         self.out = nn.Conv2d(width, out_channels, 1)
 
@@ -88,7 +91,11 @@ class UNet(nn.Module):
 
 def _match(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """Resize x to like's spatial size (odd sizes lose a row in pooling)."""
-    return x if x.shape[2:] == like.shape[2:] else F.interpolate(x, size=like.shape[2:], mode="bilinear", align_corners=False)
+    return (
+        x
+        if x.shape[2:] == like.shape[2:]
+        else F.interpolate(x, size=like.shape[2:], mode="bilinear", align_corners=False)
+    )
 
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -133,7 +140,10 @@ class Discriminator(nn.Module):
         layers: list[nn.Module] = []
         channels = in_channels
         for factor in (1, 2, 4, 8):
-            layers += [spectral_norm(nn.Conv2d(channels, width * factor, 4, stride=2, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [
+                spectral_norm(nn.Conv2d(channels, width * factor, 4, stride=2, padding=1)),
+                nn.LeakyReLU(0.2, inplace=True),
+            ]
             channels = width * factor
         self.features = nn.Sequential(*layers)
         self.score = spectral_norm(nn.Linear(channels * (size // 16) ** 2, 1))

@@ -20,15 +20,15 @@ from evaluation.attacks.base import AttackContext, AttackResult
 from evaluation.attacks.knowledge import (
     attacker_masker,
     augment,
-    defence_of,
+    defense_of,
     device_of,
     gram_invariants,
     public_stats,
     standardised,
 )
 from evaluation.attacks.networks import UNet, resize
-from evaluation.attacks.training import optimise, seeded
-from evaluation.budgets import RecoveryBudget
+from evaluation.attacks.training import optimize, seeded
+from evaluation.budgets import RecoveryBudgetConfig
 from evaluation.server_view import simulate_server_view
 from masking.obfuscation import ChannelStats
 from masking.render import render_client_view
@@ -37,13 +37,13 @@ from masking.render import render_client_view
 class RecoveryAttack:
     name = "recovery"
 
-    def __init__(self, budget: RecoveryBudget | None = None, work_size: int = 32) -> None:
-        self.budget = budget or RecoveryBudget()
+    def __init__(self, budget: RecoveryBudgetConfig | None = None, work_size: int = 32) -> None:
+        self.budget = budget or RecoveryBudgetConfig()
         self.work_size = work_size
         self.decoder: UNet | None = None
 
     def fit(self, ctx: AttackContext) -> None:
-        defence, device = defence_of(ctx), device_of(ctx)
+        defense, device = defense_of(ctx), device_of(ctx)
         self.masker = attacker_masker(ctx)
         self.key_setting = ctx.key_setting
         generator = torch.Generator().manual_seed(ctx.budget.seed)
@@ -51,28 +51,32 @@ class RecoveryAttack:
         mask = self.masker.mask if self.masker is not None else None
         own_stats = self.masker.stats if self.masker is not None else None
         first = slice(0, self.budget.batch_size)
-        probe = self._reading(simulate_server_view(images[first], labels[first], defence, mask, generator), own_stats)
+        probe = self._reading(simulate_server_view(images[first], labels[first], defense, mask, generator), own_stats)
         self.decoder = seeded(
-            ctx.budget.seed, lambda: UNet(probe.shape[1], images.shape[1], self.budget.width, probe.shape[-1], self.work_size)
+            ctx.budget.seed,
+            lambda: UNet(probe.shape[1], images.shape[1], self.budget.width, probe.shape[-1], self.work_size),
         ).to(device)
 
         def loss_of_batch() -> torch.Tensor:
             rows = torch.randint(len(images), (self.budget.batch_size,), generator=generator)
             faces = augment(images[rows], generator)
-            view = simulate_server_view(faces, labels[rows], defence, mask, generator)
+            view = simulate_server_view(faces, labels[rows], defense, mask, generator)
             wanted = resize(faces, self.work_size).to(device)
             return F.l1_loss(self.decoder(self._reading(view, own_stats).to(device)), wanted)
 
-        optimise(self.decoder, loss_of_batch, self.budget.steps, self.budget.lr)
+        optimize(self.decoder, loss_of_batch, self.budget.steps, self.budget.lr)
 
     def reconstruct(self, ctx: AttackContext) -> AttackResult:
         if self.decoder is None or ctx.target_masked is None:
             raise RuntimeError("RecoveryAttack needs fit() first and targets' server-held data (ctx.target_masked)")
-        defence = defence_of(ctx)
-        stats = public_stats(defence) if defence.masked else None
+        defense = defense_of(ctx)
+        stats = public_stats(defense) if defense.masked else None
         self.decoder.eval()
         with torch.no_grad():
-            outputs = [self.decoder(self._reading(chunk, stats).to(device_of(ctx))).cpu() for chunk in ctx.target_masked.split(64)]
+            outputs = [
+                self.decoder(self._reading(chunk, stats).to(device_of(ctx))).cpu()
+                for chunk in ctx.target_masked.split(64)
+            ]
         images = resize(torch.cat(outputs), ctx.image_shape[-1]).clamp(0, 1)
         return AttackResult(images, ctx.target_labels.clone(), ctx.target_indices)
 

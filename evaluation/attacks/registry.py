@@ -7,14 +7,14 @@ from evaluation.attacks.blackbox import BlackboxInversion
 from evaluation.attacks.gan import GanCache
 from evaluation.attacks.recovery import RecoveryAttack
 from evaluation.attacks.whitebox import WhiteboxInversion
-from evaluation.budgets import AttackBudgets
+from evaluation.budgets import BudgetConfig
 
 ATTACK_NAMES = ("recovery", "whitebox", "blackbox")
 IDENTITY_ATTACKS = ("whitebox",)
 """Attacks that reconstruct a person from the model alone (targets are identities, not images)."""
 
 
-def build_attack(name: str, budgets: AttackBudgets, image_size: int, gan_cache: GanCache) -> Attack:
+def build_attack(name: str, budgets: BudgetConfig, image_size: int, gan_cache: GanCache) -> Attack:
     work_size = budgets.size_for(image_size)
     if name == "recovery":
         return RecoveryAttack(budgets.recovery, work_size)
@@ -25,7 +25,7 @@ def build_attack(name: str, budgets: AttackBudgets, image_size: int, gan_cache: 
     raise ValueError(f"unknown attack {name!r}")  # names are checked against ATTACK_NAMES before any work
 
 
-def steps_and_batch(name: str, budgets: AttackBudgets) -> tuple[int, int]:
+def steps_and_batch(name: str, budgets: BudgetConfig) -> tuple[int, int]:
     """An attack's main optimisation steps and batch (restarts, for the white-box search), for its context."""
     if name == "recovery":
         return budgets.recovery.steps, budgets.recovery.batch_size

@@ -18,7 +18,7 @@ def seeded(seed: int, build: Callable[[], M]) -> M:
         return build()
 
 
-def optimise(
+def optimize(
     modules: nn.Module | Iterable[nn.Module],
     loss_of_batch: Callable[[], torch.Tensor],
     steps: int,

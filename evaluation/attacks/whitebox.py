@@ -17,20 +17,22 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from common.errors import InputError
 from evaluation.attacks.base import AttackContext, AttackResult
 from evaluation.attacks.gan import GanCache, GanPrior, differentiable_augment
 from evaluation.attacks.knowledge import attacker_masker, device_of, images_to_model_input
 from evaluation.attacks.networks import resize
-from evaluation.budgets import WhiteboxBudget
-from masking.errors import InputError
+from evaluation.budgets import WhiteboxBudgetConfig
 from masking.masker import FrequencyMasker
 
 
 class WhiteboxInversion:
     name = "whitebox"
 
-    def __init__(self, budget: WhiteboxBudget | None = None, work_size: int = 32, cache: GanCache | None = None) -> None:
-        self.budget = budget or WhiteboxBudget()
+    def __init__(
+        self, budget: WhiteboxBudgetConfig | None = None, work_size: int = 32, cache: GanCache | None = None
+    ) -> None:
+        self.budget = budget or WhiteboxBudgetConfig()
         self.work_size = work_size
         self.cache = cache or GanCache()
         self.prior: GanPrior | None = None

@@ -14,7 +14,7 @@ import sys
 
 def main(argv: list[str]) -> int:
     os.environ.setdefault("RAY_ADDRESS", "auto")
-    from pipelines.cli import main as hybridmask
+    from pipelines.cli.main import main as hybridmask
 
     return hybridmask(argv)
 

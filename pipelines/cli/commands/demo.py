@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipelines.commands.run import add_pipeline_options, pipeline_spec
+from pipelines.cli.commands.run import add_pipeline_options, pipeline_spec
 
 # The demo's scale: enough people and epochs that the defences differ visibly, small enough for ~5 minutes on
 # two CPU cores. Every value can be overridden on the command line (--epochs, --set ...).
@@ -34,18 +34,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "hybrid_adaptive by default. Prints where the report is.",
     )
     add_pipeline_options(parser, default_out="hybridmask-demo")
-    parser.add_argument("--identities", type=int, default=DEMO_FACES["identities"], help="synthetic people (default: %(default)s)")
-    parser.add_argument("--images-per-identity", type=int, default=DEMO_FACES["images_per_identity"], help="images per person (default: %(default)s)")
-    parser.add_argument("--size", type=int, default=DEMO_FACES["size"], help="face side in pixels (default: %(default)s)")
+    parser.add_argument(
+        "--identities", type=int, default=DEMO_FACES["identities"], help="synthetic people (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--images-per-identity",
+        type=int,
+        default=DEMO_FACES["images_per_identity"],
+        help="images per person (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--size", type=int, default=DEMO_FACES["size"], help="face side in pixels (default: %(default)s)"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.prepare import PrepareOptions
-    from pipelines.run_pipeline import REPORT_MD, run_pipeline
-    from pipelines.synth import prepare_synthetic
+    from pipelines.data.prepare import PrepareConfig
+    from pipelines.data.synth import prepare_synthetic
+    from pipelines.runs.run_pipeline import REPORT_MD, run_pipeline
 
-    options = PrepareOptions(size=args.size)
+    options = PrepareConfig(size=args.size)
     options.validate()
 
     def synthetic(out: Path) -> Path:
@@ -54,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     comparison = run_pipeline(pipeline_spec(args, out, synthetic, DEMO_TRAINING, DEMO_BUDGET))
-    print(f"\ndemo finished in {comparison['seconds'] / 60:.1f} min on SYNTHETIC faces; best overall: {comparison['best_overall']}")
+    print(
+        f"\ndemo finished in {comparison['seconds'] / 60:.1f} min on SYNTHETIC faces; best overall: {comparison['best_overall']}"
+    )
     print(f"report: {out / REPORT_MD}")
     return 0

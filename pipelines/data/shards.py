@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from trainers.schema import IMAGE_SCHEMA, PAIRS_SCHEMA, PAIRS_NAME, shard_path, split_dir
+from trainers.schema import IMAGE_SCHEMA, PAIRS_NAME, PAIRS_SCHEMA, shard_path, split_dir
 
 _PARQUET_OPTIONS = {
     "compression": "zstd",
@@ -29,7 +29,7 @@ class PixelSpill:
     """
 
     def __init__(self, path: Path) -> None:
-        self._file = open(path, "w+b")
+        self._file = open(path, "w+b")  # noqa: SIM115 -- kept open for the spill's lifetime; close() ends it
         self._shapes: list[tuple[int, ...]] = []
         self._offsets: list[int] = []
         self._end = 0
@@ -72,8 +72,9 @@ def _pixel_bytes(pixels: np.ndarray, channels: int) -> bytes:
     return pixels.tobytes()
 
 
-def write_split(data_dir: Path, split: str, rows: list[ImageRow], spill: PixelSpill, channels: int,
-                shard_rows: int) -> int:
+def write_split(
+    data_dir: Path, split: str, rows: list[ImageRow], spill: PixelSpill, channels: int, shard_rows: int
+) -> int:
     """Write one split's rows (sorted by image_id) as part-NNNNN.parquet files; returns the number of shards."""
     split_dir(data_dir, split).mkdir(parents=True, exist_ok=True)
     rows = sorted(rows, key=lambda row: row.image_id)

@@ -14,43 +14,84 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "on every run and writes OUT/report.md and OUT/report.json. Steps already done with the same inputs and "
         "settings are reused, so re-running an interrupted command continues it.",
     )
-    parser.add_argument("--data", required=True, metavar="SRC", help="a folder with one sub-folder per person, or a prepared folder")
-    parser.add_argument("--size", type=int, default=112, help="face side when SRC needs preparing (default: %(default)s)")
+    parser.add_argument(
+        "--data", required=True, metavar="SRC", help="a folder with one sub-folder per person, or a prepared folder"
+    )
+    parser.add_argument(
+        "--size", type=int, default=112, help="face side when SRC needs preparing (default: %(default)s)"
+    )
     add_pipeline_options(parser, default_out=None)
     parser.set_defaults(handler=run)
 
 
 def add_pipeline_options(parser: argparse.ArgumentParser, default_out: str | None) -> None:
     """Options `run` and `demo` share."""
-    parser.add_argument("--out", required=default_out is None, default=default_out, metavar="DIR",
-                        help="output folder" + (" (default: %(default)s)" if default_out else ""))
-    parser.add_argument("--defenses", default="none,ppfr_fd,hybrid_adaptive",
-                        help="comma-separated defences; the unprotected `none` baseline is always added (default: %(default)s)")
-    parser.add_argument("--strategy", choices=("ppo", "reinforce"), help="the RL algorithm of hybrid_adaptive (default: ppo)")
+    parser.add_argument(
+        "--out",
+        required=default_out is None,
+        default=default_out,
+        metavar="DIR",
+        help="output folder" + (" (default: %(default)s)" if default_out else ""),
+    )
+    parser.add_argument(
+        "--defenses",
+        default="none,ppfr_fd,hybrid_adaptive",
+        help="comma-separated defences; the unprotected `none` baseline is always added (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--strategy", choices=("ppo", "reinforce"), help="the RL algorithm of hybrid_adaptive (default: ppo)"
+    )
     parser.add_argument("--epochs", type=int, help="training epochs for every defence")
     parser.add_argument("--workers", type=int, help="Ray Train workers per run")
     parser.add_argument("--key", metavar="KEYFILE", help="the client's key (default: a new one in OUT/client.key)")
-    parser.add_argument("--config", metavar="FILE.yaml", help="training config for every defence (see `hybridmask train`)")
-    parser.add_argument("--attacks", default=",".join(("recovery", "whitebox", "blackbox")), help="attacks to run (default: %(default)s)")
-    parser.add_argument("--key-setting", choices=("known", "unknown", "both"), default="both",
-                        help="attack with the key leaked, unknown, or both (default: %(default)s)")
-    parser.add_argument("--budget", choices=("small", "paper"), default="small", help="attack budget preset (default: %(default)s)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a training key (optim.lr=0.001) or an attack budget (budget.recovery.steps=500)")
+    parser.add_argument(
+        "--config", metavar="FILE.yaml", help="training config for every defence (see `hybridmask train`)"
+    )
+    parser.add_argument(
+        "--attacks",
+        default=",".join(("recovery", "whitebox", "blackbox")),
+        help="attacks to run (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--key-setting",
+        choices=("known", "unknown", "both"),
+        default="both",
+        help="attack with the key leaked, unknown, or both (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--budget", choices=("small", "paper"), default="small", help="attack budget preset (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a training key (optim.lr=0.001) or an attack budget (budget.recovery.steps=500)",
+    )
 
 
-def pipeline_spec(args: argparse.Namespace, out: Path, data_step, config_defaults: list[str] = (), budget_defaults: list[str] = ()):
-    """A validated PipelineSpec from the shared options; `--set budget.*` goes to the attacks, the rest to training."""
+def pipeline_spec(
+    args: argparse.Namespace, out: Path, data_step, config_defaults: list[str] = (), budget_defaults: list[str] = ()
+):
+    """A validated PipelineConfig from the shared options; `--set budget.*` goes to the attacks, the rest to training."""
     from evaluation.budgets import load_budgets
     from evaluation.run_attacks import parse_attack_names
-    from pipelines.commands.train import config_overrides
-    from pipelines.experiment_config import load_experiment
-    from pipelines.run_pipeline import PipelineSpec
+    from pipelines.cli.commands.train import config_overrides
+    from pipelines.runs.experiment_config import load_experiment
+    from pipelines.runs.run_pipeline import PipelineConfig
 
     budget_sets = [value.removeprefix("budget.") for value in args.set if value.startswith("budget.")]
     training_sets = [value for value in args.set if not value.startswith("budget.")]
-    named = argparse.Namespace(defense=None, workers=args.workers, epochs=args.epochs, k=None, strategy=args.strategy, ratio=None, set=training_sets)
-    spec = PipelineSpec(
+    named = argparse.Namespace(
+        defense=None,
+        workers=args.workers,
+        epochs=args.epochs,
+        k=None,
+        strategy=args.strategy,
+        ratio=None,
+        set=training_sets,
+    )
+    spec = PipelineConfig(
         out=out,
         config=load_experiment(args.config, [*config_defaults, *config_overrides(named)]),
         budgets=load_budgets(args.budget, [*budget_defaults, *budget_sets]),
@@ -65,7 +106,7 @@ def pipeline_spec(args: argparse.Namespace, out: Path, data_step, config_default
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.run_pipeline import run_pipeline
+    from pipelines.runs.run_pipeline import run_pipeline
 
     run_pipeline(pipeline_spec(args, Path(args.out), prepared_data_step(Path(args.data), args.size)))
     return 0
@@ -74,13 +115,13 @@ def run(args: argparse.Namespace) -> int:
 def prepared_data_step(source: Path, size: int):
     """Checks SRC now; the step it returns uses a prepared folder as is, or prepares a folder of people into
     OUT/data (a re-run rewrites it identically, or stops if SRC has changed)."""
-    from masking.errors import InputError
-    from pipelines.prepare import PrepareOptions, prepare_folder
+    from common.errors import InputError
+    from pipelines.data.prepare import PrepareConfig, prepare_folder
     from trainers.schema import MANIFEST_NAME
 
     if not source.is_dir():
         raise InputError(f"--data {source} is not a folder; give a prepared folder or one with a sub-folder per person")
-    options = PrepareOptions(size=size)
+    options = PrepareConfig(size=size)
     options.validate()
 
     def prepared(out: Path) -> Path:

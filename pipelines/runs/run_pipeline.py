@@ -25,9 +25,9 @@ from typing import Any
 
 import yaml
 
-from evaluation.budgets import AttackBudgets
-from masking.errors import InputError
-from pipelines.experiment_config import ExperimentConfig
+from common.errors import InputError
+from evaluation.budgets import BudgetConfig
+from pipelines.runs.experiment_config import ExperimentConfig
 from trainers.config import DEFENSES
 from trainers.config_io import to_dict
 from trainers.schema import MANIFEST_NAME
@@ -42,12 +42,12 @@ Say = Callable[[str], None]
 
 
 @dataclass
-class PipelineSpec:
+class PipelineConfig:
     """Everything one `hybridmask run` needs; `validate()` checks it all before any work starts."""
 
     out: Path
     config: ExperimentConfig
-    budgets: AttackBudgets
+    budgets: BudgetConfig
     defenses: tuple[str, ...] = ("none", "ppfr_fd", "hybrid_adaptive")
     attacks: tuple[str, ...] = ATTACKS
     key_setting: str = "both"
@@ -57,13 +57,17 @@ class PipelineSpec:
     def validate(self) -> None:
         unknown = [name for name in self.defenses if name not in DEFENSES]
         if unknown or not self.defenses:
-            raise InputError(f"--defenses: unknown defence {unknown[0] if unknown else '(none)'!r}; choose from {','.join(DEFENSES)}")
+            raise InputError(
+                f"--defenses: unknown defence {unknown[0] if unknown else '(none)'!r}; choose from {','.join(DEFENSES)}"
+            )
         if len(set(self.defenses)) != len(self.defenses):
             raise InputError(f"--defenses {','.join(self.defenses)} names a defence twice")
         for defense in self.defenses:
             self.config_for(defense).validate()
         if self.key_file is not None and not self.key_file.is_file():
-            raise InputError(f"--key {self.key_file} does not exist; omit --key to make a new key in {self.out / KEY_FILE}")
+            raise InputError(
+                f"--key {self.key_file} does not exist; omit --key to make a new key in {self.out / KEY_FILE}"
+            )
 
     @property
     def all_defenses(self) -> tuple[str, ...]:
@@ -76,7 +80,7 @@ class PipelineSpec:
         return config
 
 
-def run_pipeline(spec: PipelineSpec, say: Say = print) -> dict[str, Any]:
+def run_pipeline(spec: PipelineConfig, say: Say = print) -> dict[str, Any]:
     """Run (or continue) the whole pipeline; returns the comparison written to OUT/report.json."""
     from evaluation.evaluate_runs import evaluate_runs
     from evaluation.run_attacks import AttackCaches
@@ -93,8 +97,8 @@ def run_pipeline(spec: PipelineSpec, say: Say = print) -> dict[str, Any]:
     for defense in spec.all_defenses:
         run_dir = spec.out / RUNS_DIR / defense
         step = time.perf_counter()
-        train_defence(spec, defense, data_dir if spec.config_for(defense).uses_pixels else masked_dir, run_dir, say)
-        attack_defence(spec, run_dir, key, caches, say)
+        train_defense(spec, defense, data_dir if spec.config_for(defense).uses_pixels else masked_dir, run_dir, say)
+        attack_defense(spec, run_dir, key, caches, say)
         timings[defense] = time.perf_counter() - step
         run_dirs.append(run_dir)
     say("evaluating every defence against the unprotected baseline ...")
@@ -107,7 +111,7 @@ def run_pipeline(spec: PipelineSpec, say: Say = print) -> dict[str, Any]:
 def client_key(path: Path, say: Say) -> bytes:
     """The key in `path`, made there (owner-only) when the file does not exist yet."""
     from masking.keys import generate_key
-    from pipelines.keyfile import read_key_file, write_key_file
+    from pipelines.client.keyfile import read_key_file, write_key_file
 
     if not path.is_file():
         write_key_file(path, generate_key())
@@ -115,8 +119,8 @@ def client_key(path: Path, say: Say) -> bytes:
     return read_key_file(path)
 
 
-def _masked_data(spec: PipelineSpec, data_dir: Path, key: bytes, say: Say) -> Path:
-    from pipelines.training import masked_data_for
+def _masked_data(spec: PipelineConfig, data_dir: Path, key: bytes, say: Say) -> Path:
+    from pipelines.runs.training import masked_data_for
 
     out = spec.out / "masked"
     if not (out / MANIFEST_NAME).is_file():
@@ -124,8 +128,8 @@ def _masked_data(spec: PipelineSpec, data_dir: Path, key: bytes, say: Say) -> Pa
     return masked_data_for(data_dir, key, spec.config.masking.ratio, out)
 
 
-def train_defence(spec: PipelineSpec, defense: str, data_dir: Path, run_dir: Path, say: Say) -> None:
-    from pipelines.training import run_training
+def train_defense(spec: PipelineConfig, defense: str, data_dir: Path, run_dir: Path, say: Say) -> None:
+    from pipelines.runs.training import run_training
 
     config = spec.config_for(defense)
     if finished_run(run_dir, config):
@@ -146,14 +150,18 @@ def finished_run(run_dir: Path, config: ExperimentConfig) -> bool:
     return saved == to_dict(config.train_config()) and summary.get("epochs") == config.optim.epochs
 
 
-def attack_defence(spec: PipelineSpec, run_dir: Path, key: bytes, caches, say: Say) -> None:
+def attack_defense(spec: PipelineConfig, run_dir: Path, key: bytes, caches, say: Say) -> None:
     """Run the attacks (and key settings) this run has no record of with the same budget; reuse the others.
 
     Pixel defences have no key, so they are attacked in the `unknown` setting only (`plan_attacks` says which)."""
     from evaluation.run_attacks import attack_run, plan_attacks, read_attack_records
 
     budget = to_dict(spec.budgets)
-    done = {(record["attack"], record["key_setting"]) for record in read_attack_records(run_dir) if record["budget"] == budget}
+    done = {
+        (record["attack"], record["key_setting"])
+        for record in read_attack_records(run_dir)
+        if record["budget"] == budget
+    }
     plan = plan_attacks(run_dir, spec.attacks, spec.key_setting, key)
     missing = [(name, setting) for name in plan.attacks for setting in plan.settings if (name, setting) not in done]
     if not missing:
@@ -165,13 +173,15 @@ def attack_defence(spec: PipelineSpec, run_dir: Path, key: bytes, caches, say: S
 
 
 def _write_comparison_report(
-    spec: PipelineSpec, reports: Sequence[Any], run_dirs: Sequence[Path], timings: dict[str, float], seconds: float
+    spec: PipelineConfig, reports: Sequence[Any], run_dirs: Sequence[Path], timings: dict[str, float], seconds: float
 ) -> dict[str, Any]:
     rows = []
-    for report, run_dir in zip(reports, run_dirs):
+    for _report, run_dir in zip(reports, run_dirs):
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
         row = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
-        row.update({key: summary[key] for key in ("tar_at_far_1e-3", "mean_k", "strategy", "k_histogram") if key in summary})
+        row.update(
+            {key: summary[key] for key in ("tar_at_far_1e-3", "mean_k", "strategy", "k_histogram") if key in summary}
+        )
         row["run_dir"] = str(run_dir.relative_to(spec.out))
         rows.append(row)
     synthetic = any(row["synthetic_data"] for row in rows)
@@ -182,7 +192,12 @@ def _write_comparison_report(
         "best_overall": best["defense"],
         "seconds": seconds,
         "seconds_per_defense": timings,
-        "settings": {"training": to_dict(spec.config), "budget": to_dict(spec.budgets), "attacks": list(spec.attacks), "key_setting": spec.key_setting},
+        "settings": {
+            "training": to_dict(spec.config),
+            "budget": to_dict(spec.budgets),
+            "attacks": list(spec.attacks),
+            "key_setting": spec.key_setting,
+        },
     }
     (spec.out / REPORT_JSON).write_text(json.dumps(comparison, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     (spec.out / REPORT_MD).write_text(_comparison_markdown(comparison), encoding="utf-8")
@@ -192,7 +207,10 @@ def _write_comparison_report(
 def _comparison_markdown(comparison: dict[str, Any]) -> str:
     lines = ["# hybridmask: privacy and utility of each defence", ""]
     if comparison["synthetic_data"]:
-        lines += ["> **Synthetic faces.** These numbers come from the built-in procedural faces, not from real people.", ""]
+        lines += [
+            "> **Synthetic faces.** These numbers come from the built-in procedural faces, not from real people.",
+            "",
+        ]
     lines += [
         "Higher is better for every score. S1/S2: how little the masked data shows and how little of it an "
         "independent face model recognises; S3/S4: the same for the best attack's reconstructions (worst case over "
@@ -203,8 +221,14 @@ def _comparison_markdown(comparison: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in comparison["defenses"]:
-        cells = [row["defense"]] + [f"{row[name]:.3f}" for name in ("S1", "S2", "S3", "S4", "score_pp", "verification_accuracy")]
-        cells += [f"{row.get('tar_at_far_1e-3', float('nan')):.3f}", f"{row['score_cls']:.3f}", f"**{row['overall']:.3f}**"]
+        cells = [row["defense"]] + [
+            f"{row[name]:.3f}" for name in ("S1", "S2", "S3", "S4", "score_pp", "verification_accuracy")
+        ]
+        cells += [
+            f"{row.get('tar_at_far_1e-3', float('nan')):.3f}",
+            f"{row['score_cls']:.3f}",
+            f"**{row['overall']:.3f}**",
+        ]
         cells.append(f"{row['mean_k']:.2f}" if row.get("mean_k") is not None else "")
         lines.append("| " + " | ".join(cells) + " |")
     lines += [

@@ -14,7 +14,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "The key, when given, is used in memory only and written nowhere.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `hybridmask train`")
-    parser.add_argument("--attacks", default="recovery,whitebox,blackbox", help="comma-separated attacks (default: %(default)s)")
+    parser.add_argument(
+        "--attacks", default="recovery,whitebox,blackbox", help="comma-separated attacks (default: %(default)s)"
+    )
     parser.add_argument(
         "--key-setting",
         choices=("known", "unknown", "both"),
@@ -22,19 +24,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="known: the attacker has the client's key (a leak, the worst case); unknown: it does not (the threat "
         "model); both (default). Pixel defences have no key and run once",
     )
-    parser.add_argument("--key", metavar="KEYFILE", help="the client's key file, needed by the known setting on masked defences")
+    parser.add_argument(
+        "--key", metavar="KEYFILE", help="the client's key file, needed by the known setting on masked defences"
+    )
     add_budget_options(parser)
     parser.set_defaults(handler=run)
 
 
 def add_budget_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--budget", choices=("small", "paper"), default="small",
-                        help="small: minutes on 2 CPU cores; paper: a GPU node's scale (default: %(default)s)")
-    parser.add_argument("--set", action="append", default=[], metavar="budget.KEY=VALUE",
-                        help="override one budget value, e.g. budget.recovery.steps=2000 or budget.threads=1")
-    parser.add_argument("--cache-dir", metavar="DIR",
-                        help="keep trained GAN priors and evaluators here, to share them between runs on the same data "
-                        "(default: RUN_DIR/attacks/cache)")
+    parser.add_argument(
+        "--budget",
+        choices=("small", "paper"),
+        default="small",
+        help="small: minutes on 2 CPU cores; paper: a GPU node's scale (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="budget.KEY=VALUE",
+        help="override one budget value, e.g. budget.recovery.steps=2000 or budget.threads=1",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="keep trained GAN priors and evaluators here, to share them between runs on the same data "
+        "(default: RUN_DIR/attacks/cache)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
@@ -52,16 +68,20 @@ def run(args: argparse.Namespace) -> int:
 
     from evaluation.budgets import load_budgets
     from evaluation.run_attacks import AttackCaches, attack_run, plan_attacks
-    from pipelines.keyfile import read_key_file
+    from pipelines.client.keyfile import read_key_file
 
     budgets = load_budgets(args.budget, budget_overrides(args.set))
     key = read_key_file(args.key) if args.key else None
     plan_attacks(args.run_dir, args.attacks, args.key_setting, key)  # every input error before any work
     caches = AttackCaches(Path(args.cache_dir)) if args.cache_dir else None
-    outcomes = attack_run(args.run_dir, args.attacks, args.key_setting, key, budgets, caches, progress_printer(args.quiet))
-    print(f"{'attack':<10} {'key':<8} {'SSIM':>6} {'PSNR':>6} {'F1 top-1':>9} {'F1 top-5':>9} {'cls top-1':>10}")
+    outcomes = attack_run(
+        args.run_dir, args.attacks, args.key_setting, key, budgets, caches, progress_printer(args.quiet)
+    )
+    print(f"{'attack':<10} {'key':<8} {'SSIM':>6} {'PSNR':>6} {'dlib top-1':>9} {'dlib top-5':>9} {'cls top-1':>10}")
     for name, by_setting in outcomes.items():
         for setting, o in by_setting.items():
-            print(f"{name:<10} {setting:<8} {o.ssim:6.3f} {o.psnr:6.2f} {o.top1:9.3f} {o.top5:9.3f} {o.classifier_top1:10.3f}")
+            print(
+                f"{name:<10} {setting:<8} {o.ssim:6.3f} {o.psnr:6.2f} {o.top1:9.3f} {o.top5:9.3f} {o.classifier_top1:10.3f}"
+            )
     print(f"records written to {Path(args.run_dir) / 'attacks'}")
     return 0

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines.commands.prepare import add_output_options, options_from_args, summary
+from pipelines.cli.commands.prepare import add_output_options, options_from_args, summary
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "synth", help="generate the synthetic face data set (offline, deterministic) as prepared shards",
+        "synth",
+        help="generate the synthetic face data set (offline, deterministic) as prepared shards",
         description="Draw procedural faces (each identity its own geometry and colours, each image its own pose, "
-                    "expression, light, blur and noise) and write them as `hybridmask prepare` would.")
+        "expression, light, blur and noise) and write them as `hybridmask prepare` would.",
+    )
     add_output_options(parser, default_size=64)
     parser.add_argument("--identities", type=int, default=40, help="number of people (default: %(default)s)")
     parser.add_argument("--images-per-identity", type=int, default=12, help="images per person (default: %(default)s)")
@@ -21,14 +23,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.synth import prepare_synthetic, save_contact_sheet
+    from pipelines.data.synth import prepare_synthetic, save_contact_sheet
 
     options = options_from_args(args)
-    manifest = prepare_synthetic(args.out, args.identities, args.images_per_identity, options,
-                                 workers=args.workers, progress=not args.no_progress)
+    manifest = prepare_synthetic(
+        args.out,
+        args.identities,
+        args.images_per_identity,
+        options,
+        workers=args.workers,
+        progress=not args.no_progress,
+    )
     print(summary(manifest, args.out))
     if args.preview:
-        path = save_contact_sheet(args.preview, identities=min(8, args.identities),
-                                  images_per_identity=min(6, args.images_per_identity), size=args.size, seed=args.seed)
+        path = save_contact_sheet(
+            args.preview,
+            identities=min(8, args.identities),
+            images_per_identity=min(6, args.images_per_identity),
+            size=args.size,
+            seed=args.seed,
+        )
         print(f"contact sheet: {path}")
     return 0

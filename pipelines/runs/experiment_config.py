@@ -11,24 +11,24 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from masking.errors import InputError
+from common.errors import InputError
 from masking.ppfr import DEFAULT_MASKING_RATIO
-from rl_env.settings import AdaptiveSettings
+from rl_env.settings import AdaptiveConfig
 from rl_env.strategies import StrategyConfig
 from trainers.config import TrainConfig
 from trainers.config_io import from_dict, load_config, to_dict
 
 
 @dataclass
-class MaskingSettings:
+class MaskingConfig:
     ratio: float = DEFAULT_MASKING_RATIO
 
 
 @dataclass
 class ExperimentConfig(TrainConfig):
     strategy: StrategyConfig = field(default_factory=StrategyConfig)
-    adaptive: AdaptiveSettings = field(default_factory=AdaptiveSettings)
-    masking: MaskingSettings = field(default_factory=MaskingSettings)
+    adaptive: AdaptiveConfig = field(default_factory=AdaptiveConfig)
+    masking: MaskingConfig = field(default_factory=MaskingConfig)
 
     def validate(self) -> None:
         super().validate()

@@ -17,9 +17,9 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -27,7 +27,7 @@ import pyarrow.parquet as pq
 import torch
 from tqdm import tqdm
 
-from masking.errors import InputError
+from common.errors import InputError
 from masking.keys import validate_key
 from masking.masker import FrequencyMasker
 from masking.ppfr import DEFAULT_MASKING_RATIO, channels_to_drop
@@ -40,7 +40,9 @@ MASKED_SPLITS = ("private", "verify")
 def read_manifest(data_dir: Path) -> dict:
     path = data_dir / MANIFEST_NAME
     if not path.is_file():
-        raise InputError(f"{data_dir} has no {MANIFEST_NAME}; it is not a prepared data folder (run `hybridmask prepare`)")
+        raise InputError(
+            f"{data_dir} has no {MANIFEST_NAME}; it is not a prepared data folder (run `hybridmask prepare`)"
+        )
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
@@ -67,7 +69,9 @@ def decode_image_batch(rows: pa.RecordBatch, where: str, geometry: Geometry) -> 
     height, width, channels = geometry
     pixels = b"".join(rows.column("pixels").to_pylist())
     if len(pixels) != rows.num_rows * height * width * channels:
-        raise InputError(f"{where} holds pixel data of the wrong length for {height}x{width}x{channels}; re-run prepare")
+        raise InputError(
+            f"{where} holds pixel data of the wrong length for {height}x{width}x{channels}; re-run prepare"
+        )
     array = np.frombuffer(pixels, dtype=np.uint8).reshape(rows.num_rows, height, width, channels)
     return torch.from_numpy(array.copy()).permute(0, 3, 1, 2).float().div_(255.0)
 
@@ -152,7 +156,9 @@ def mask_dataset(
         raise InputError(f"--batch-size is {batch_size}; it must be at least 1")
     prepared = read_manifest(data_dir)
     if prepared.get("schema_version", SCHEMA_VERSION) != SCHEMA_VERSION:
-        raise InputError(f"{data_dir} was prepared with schema version {prepared.get('schema_version')}; re-run prepare")
+        raise InputError(
+            f"{data_dir} was prepared with schema version {prepared.get('schema_version')}; re-run prepare"
+        )
     _check_out_dir(out_dir, data_dir)
     files = {split: found for split in MASKED_SPLITS if (found := shard_files(data_dir, split))}
     if "private" not in files:

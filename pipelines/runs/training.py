@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from masking.errors import InputError
+from common.errors import InputError
 from masking.keys import key_fingerprint
-from pipelines.experiment_config import ExperimentConfig
-from pipelines.masking_io import mask_dataset
+from pipelines.client.masking_io import mask_dataset
+from pipelines.runs.experiment_config import ExperimentConfig
 from trainers.dataset_info import inspect_dataset
 from trainers.run import check_representation
 from trainers.schema import MANIFEST_NAME
@@ -31,9 +31,7 @@ def masked_data_for(prepared_dir: Path, key: bytes, ratio: float, out_dir: Path)
         )
         if same:
             return out_dir
-        raise InputError(
-            f"{out_dir} holds data masked with other settings (source, ratio or key); choose a new --out"
-        )
+        raise InputError(f"{out_dir} holds data masked with other settings (source, ratio or key); choose a new --out")
     mask_dataset(prepared_dir, key, out_dir, ratio=ratio)
     return out_dir
 
@@ -53,7 +51,11 @@ def resolve_training_data(data_dir: Path, config: ExperimentConfig, key: bytes |
 
 
 def run_training(
-    data_dir: str | Path, run_dir: str | Path, config: ExperimentConfig, key: bytes | None = None, storage_path: str | None = None
+    data_dir: str | Path,
+    run_dir: str | Path,
+    config: ExperimentConfig,
+    key: bytes | None = None,
+    storage_path: str | None = None,
 ) -> dict[str, Any]:
     config.validate()
     run_dir = Path(run_dir).resolve()
@@ -62,7 +64,9 @@ def run_training(
     if config.defense.name == "hybrid_adaptive":
         from rl_env.coupling import train_adaptive
 
-        return train_adaptive(training_data, run_dir, config.train_config(), config.strategy, config.adaptive, storage_path)
+        return train_adaptive(
+            training_data, run_dir, config.train_config(), config.strategy, config.adaptive, storage_path
+        )
     from trainers.run import train
 
     return train(training_data, run_dir, config.train_config(), storage_path=storage_path)

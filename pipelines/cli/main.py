@@ -1,4 +1,4 @@
-"""The `hybridmask` command line: one sub-command per module in `pipelines/commands/`.
+"""The `hybridmask` command line: one sub-command per module in `pipelines/cli/commands/`.
 
 Verb modules import heavy libraries (torch, Ray) inside their handlers, so `hybridmask --help` stays fast.
 This module is the top of the import graph: it may reach every package, `tune_configs` included.
@@ -11,18 +11,18 @@ import importlib
 import os
 import sys
 
-from masking.errors import InputError
+from common.errors import InputError
 
 VERB_MODULES = (
-    "pipelines.commands.demo",
-    "pipelines.commands.prepare",
-    "pipelines.commands.synth",
-    "pipelines.commands.keygen",
-    "pipelines.commands.mask",
-    "pipelines.commands.train",
-    "pipelines.commands.attack",
-    "pipelines.commands.evaluate",
-    "pipelines.commands.run",
+    "pipelines.cli.commands.demo",
+    "pipelines.cli.commands.prepare",
+    "pipelines.cli.commands.synth",
+    "pipelines.cli.commands.keygen",
+    "pipelines.cli.commands.mask",
+    "pipelines.cli.commands.train",
+    "pipelines.cli.commands.attack",
+    "pipelines.cli.commands.evaluate",
+    "pipelines.cli.commands.run",
     "tune_configs.tune",
 )
 

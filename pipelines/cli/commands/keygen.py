@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from masking.keys import generate_key, key_fingerprint
-    from pipelines.keyfile import write_key_file
+    from pipelines.client.keyfile import write_key_file
 
     key = generate_key()
     path = write_key_file(args.out, key, force=args.force)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from masking.errors import InputError
+from common.errors import InputError
 
 UNREADABLE = "unreadable"
 

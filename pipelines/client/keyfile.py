@@ -11,7 +11,7 @@ import stat
 import warnings
 from pathlib import Path
 
-from masking.errors import InputError
+from common.errors import InputError
 from masking.keys import KEY_BYTES, validate_key
 
 MAX_KEY_FILE_BYTES = 1024
@@ -79,5 +79,7 @@ def read_key_file(path: str | Path) -> bytes:
             "(make one with `hybridmask keygen`)"
         )
     if len(key) > MAX_KEY_FILE_BYTES:
-        raise InputError(f"key file {path} is larger than {MAX_KEY_FILE_BYTES} bytes, so not a key file; check the path")
+        raise InputError(
+            f"key file {path} is larger than {MAX_KEY_FILE_BYTES} bytes, so not a key file; check the path"
+        )
     return validate_key(key)

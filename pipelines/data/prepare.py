@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from masking.errors import InputError
-from pipelines.face_images import COLOR_MODES, ImageOptions, Rejection, make_face
-from pipelines.face_sources import UNREADABLE, FaceCollection, SourceFile, fingerprint_of, scan_folder
-from pipelines.shards import ImageRow, PixelSpill, write_pairs, write_split
-from pipelines.splits import check_fractions, split_identities, split_sizes, verification_pairs
+from common.errors import InputError
+from pipelines.data.face_images import COLOR_MODES, ImageConfig, Rejection, make_face
+from pipelines.data.face_sources import UNREADABLE, FaceCollection, SourceFile, fingerprint_of, scan_folder
+from pipelines.data.shards import ImageRow, PixelSpill, write_pairs, write_split
+from pipelines.data.splits import check_fractions, split_identities, split_sizes, verification_pairs
 from trainers.schema import MANIFEST_NAME, SCHEMA_VERSION, SPLITS
 
 OUTSIDE_IDENTITY = "not inside an identity folder"
@@ -43,7 +43,7 @@ _BATCH = 256  # files read and decoded together: bounds memory, and keeps worker
 
 
 @dataclass(frozen=True)
-class PrepareOptions:
+class PrepareConfig:
     """Everything that shapes the output; all of it is recorded in the manifest's `parameters`."""
 
     size: int = 112
@@ -62,13 +62,17 @@ class PrepareOptions:
         check_fractions(tuple(self.splits))
         if self.color not in COLOR_MODES:
             raise InputError(f"--color {self.color!r} is not one of {', '.join(COLOR_MODES)}")
-        for name, value, least in (("--min-size", self.min_size, 1), ("--min-images", self.min_images, 1),
-                                   ("--pairs", self.pairs, 0), ("--shard-rows", self.shard_rows, 1)):
+        for name, value, least in (
+            ("--min-size", self.min_size, 1),
+            ("--min-images", self.min_images, 1),
+            ("--pairs", self.pairs, 0),
+            ("--shard-rows", self.shard_rows, 1),
+        ):
             if value < least:
                 raise InputError(f"{name} {value} is below {least}; give a whole number of at least {least}")
 
-    def image_options(self) -> ImageOptions:
-        return ImageOptions(size=self.size, color=self.color, min_size=self.min_size, align=self.align)
+    def image_options(self) -> ImageConfig:
+        return ImageConfig(size=self.size, color=self.color, min_size=self.min_size, align=self.align)
 
 
 @dataclass
@@ -93,8 +97,9 @@ class _Pass:
         self.skipped.append({"path": path, "reason": reason, "kind": kind})
 
 
-def prepare(collection: FaceCollection, out: str | Path, options: PrepareOptions, workers: int = 1,
-            progress: bool = False) -> dict[str, Any]:
+def prepare(
+    collection: FaceCollection, out: str | Path, options: PrepareConfig, workers: int = 1, progress: bool = False
+) -> dict[str, Any]:
     """Write the prepared data set to `out` and return its manifest."""
     options.validate()
     out = Path(out).expanduser().resolve()
@@ -125,8 +130,10 @@ def _check_out(out: Path, collection: FaceCollection, parameters: dict[str, Any]
     """--out must be new, empty, or hold this very data set (then it is rewritten, identically)."""
     source_path = collection.origin.get("path")
     if source_path and out.is_relative_to(source_path):
-        raise InputError(f"--out {str(out)!r} is inside SRC {source_path!r}; a re-run would read its own output. "
-                         "Choose an --out outside SRC")
+        raise InputError(
+            f"--out {str(out)!r} is inside SRC {source_path!r}; a re-run would read its own output. "
+            "Choose an --out outside SRC"
+        )
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {str(out)!r} is a file; give a folder (new or empty) for the prepared data")
     if not out.exists() or not any(out.iterdir()):
@@ -173,17 +180,30 @@ def _path_rejection(item: SourceFile) -> tuple[str, str] | None:
     return None
 
 
-def _decode_all(collection: FaceCollection, options: ImageOptions, spill: PixelSpill, workers: int,
-                progress: bool) -> _Pass:
+def _decode_all(
+    collection: FaceCollection, options: ImageConfig, spill: PixelSpill, workers: int, progress: bool
+) -> _Pass:
     """Read, hash, decode and check every file in path order; identical bytes are decoded once."""
     found = _Pass()
     first_seen: dict[str, tuple[str, Rejection | None]] = {}  # digest -> first path, why it was unusable
     make = functools.partial(make_face, options=options)
-    with _mapper(workers) as mapper, tqdm(total=len(collection.files), desc="prepare: decoding", unit="file",
-                                          file=sys.stderr, mininterval=2.0, disable=not progress) as bar:
+    with (
+        _mapper(workers) as mapper,
+        tqdm(
+            total=len(collection.files),
+            desc="prepare: decoding",
+            unit="file",
+            file=sys.stderr,
+            mininterval=2.0,
+            disable=not progress,
+        ) as bar,
+    ):
         for batch in _loaded(collection.files):
-            fresh = {digest: data for item, data, digest in batch
-                     if data is not None and _path_rejection(item) is None and digest not in first_seen}
+            fresh = {
+                digest: data
+                for item, data, digest in batch
+                if data is not None and _path_rejection(item) is None and digest not in first_seen
+            }
             results = dict(zip(fresh, mapper(make, fresh.values())))
             for item, data, digest in batch:
                 found.path_digests.append((item.relative_path, digest))
@@ -213,8 +233,16 @@ def _record(found: _Pass, first_seen: dict, results: dict, item: SourceFile, dig
     if isinstance(outcome, Rejection):
         found.skip(path, outcome.kind, outcome.reason)
         return
-    found.kept.append(_Kept(path, item.identity, digest, spill.append(outcome.pixels), outcome.pixels.shape[2],
-                            outcome.alignment_fallback))
+    found.kept.append(
+        _Kept(
+            path,
+            item.identity,
+            digest,
+            spill.append(outcome.pixels),
+            outcome.pixels.shape[2],
+            outcome.alignment_fallback,
+        )
+    )
 
 
 @contextlib.contextmanager
@@ -235,13 +263,22 @@ def _drop_small_identities(found: _Pass, min_images: int) -> list[_Kept]:
         if counts[kept.identity] >= min_images:
             usable.append(kept)
         else:
-            found.skip(kept.relative_path, TOO_FEW_IMAGES,
-                       f"identity has {counts[kept.identity]} usable image(s); at least {min_images} needed")
+            found.skip(
+                kept.relative_path,
+                TOO_FEW_IMAGES,
+                f"identity has {counts[kept.identity]} usable image(s); at least {min_images} needed",
+            )
     return usable
 
 
-def _build(collection: FaceCollection, staging: Path, options: PrepareOptions, parameters: dict[str, Any],
-           workers: int, progress: bool) -> dict[str, Any]:
+def _build(
+    collection: FaceCollection,
+    staging: Path,
+    options: PrepareConfig,
+    parameters: dict[str, Any],
+    workers: int,
+    progress: bool,
+) -> dict[str, Any]:
     spill = PixelSpill(staging / "pixels.spill")
     try:
         found = _decode_all(collection, options.image_options(), spill, workers, progress)
@@ -250,25 +287,31 @@ def _build(collection: FaceCollection, staging: Path, options: PrepareOptions, p
         channels = {"gray": 1, "rgb": 3}.get(options.color, max((kept.channels for kept in usable), default=1))
         rows = _rows(usable, assignment)
         split_summary = {}
-        with tqdm(total=len(rows), desc="prepare: writing", unit="img", file=sys.stderr, mininterval=2.0,
-                  disable=not progress) as bar:
+        with tqdm(
+            total=len(rows), desc="prepare: writing", unit="img", file=sys.stderr, mininterval=2.0, disable=not progress
+        ) as bar:
             for split in SPLITS:
                 split_rows = [row for row in rows if row.split == split]
                 shards = write_split(staging, split, split_rows, spill, channels, options.shard_rows)
-                split_summary[split] = {"images": len(split_rows), "identities": len({r.identity for r in split_rows}),
-                                        "shards": shards}
+                split_summary[split] = {
+                    "images": len(split_rows),
+                    "identities": len({r.identity for r in split_rows}),
+                    "shards": shards,
+                }
                 bar.update(len(split_rows))
     finally:
         spill.close()
         (staging / "pixels.spill").unlink(missing_ok=True)
     verify = [row for row in rows if row.split == "verify"]
     left, right, same, pair_summary = verification_pairs(
-        np.array([r.image_id for r in verify], dtype=np.int64), np.array([r.label for r in verify]),
-        options.pairs, options.seed)
+        np.array([r.image_id for r in verify], dtype=np.int64),
+        np.array([r.label for r in verify]),
+        options.pairs,
+        options.seed,
+    )
     write_pairs(staging, left, right, same)
     fallbacks = [kept.relative_path for kept in usable if kept.alignment_fallback]
-    manifest = _manifest(collection, options, parameters, found, rows, split_summary, pair_summary, channels,
-                         fallbacks)
+    manifest = _manifest(collection, options, parameters, found, rows, split_summary, pair_summary, channels, fallbacks)
     (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     return manifest
 
@@ -279,13 +322,31 @@ def _rows(usable: list[_Kept], assignment: dict[str, str]) -> list[ImageRow]:
     for split in SPLITS:
         names = sorted(name for name, where in assignment.items() if where == split)
         labels.update({name: label for label, name in enumerate(names)})
-    return [ImageRow(image_id, kept.identity, labels[kept.identity], assignment[kept.identity], kept.relative_path,
-                     kept.sha256, kept.spill_index) for image_id, kept in enumerate(usable)]
+    return [
+        ImageRow(
+            image_id,
+            kept.identity,
+            labels[kept.identity],
+            assignment[kept.identity],
+            kept.relative_path,
+            kept.sha256,
+            kept.spill_index,
+        )
+        for image_id, kept in enumerate(usable)
+    ]
 
 
-def _manifest(collection: FaceCollection, options: PrepareOptions, parameters: dict[str, Any], found: _Pass,
-              rows: list[ImageRow], split_summary: dict, pair_summary: dict, channels: int,
-              alignment_fallbacks: list[str]) -> dict[str, Any]:
+def _manifest(
+    collection: FaceCollection,
+    options: PrepareConfig,
+    parameters: dict[str, Any],
+    found: _Pass,
+    rows: list[ImageRow],
+    split_summary: dict,
+    pair_summary: dict,
+    channels: int,
+    alignment_fallbacks: list[str],
+) -> dict[str, Any]:
     skipped = sorted(found.skipped, key=lambda entry: entry["path"])
     if len(rows) + len(skipped) != len(collection.files):
         raise AssertionError("prepare lost track of a file: kept + skipped != files seen")
@@ -309,7 +370,8 @@ def _manifest(collection: FaceCollection, options: PrepareOptions, parameters: d
     }
 
 
-def prepare_folder(source: str | Path, out: str | Path, options: PrepareOptions, workers: int = 1,
-                   progress: bool = False) -> dict[str, Any]:
+def prepare_folder(
+    source: str | Path, out: str | Path, options: PrepareConfig, workers: int = 1, progress: bool = False
+) -> dict[str, Any]:
     """`hybridmask prepare SRC --out DIR`: scan a folder-per-identity tree, then `prepare` it."""
     return prepare(scan_folder(source), out, options, workers=workers, progress=progress)

@@ -29,7 +29,7 @@ def _models_folder() -> Path:
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("--align needs the face-recognition-models package (pip install face-recognition-models)")
-    return Path(list(spec.submodule_search_locations)[0]) / "models"
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
 @functools.lru_cache(maxsize=1)
@@ -45,7 +45,7 @@ def eyes_and_nose(image: np.ndarray) -> np.ndarray | None:
     """Left eye centre, right eye centre and nose of the largest face (3 x 2 float32), or None when none is found."""
     gray = cv2.equalizeHist(image if image.ndim == 2 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY))
     detector, predictor = _dlib_models()
-    pad = int(round(max(gray.shape) * _PAD_FRACTION))
+    pad = round(max(gray.shape) * _PAD_FRACTION)
     attempts = (
         (gray, 0, 1 if min(gray.shape) < _SMALL_IMAGE else 0),
         (cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0), pad, 0),
@@ -68,8 +68,13 @@ def align_face(image: np.ndarray, size: int) -> np.ndarray | None:
         return None
     # A threshold no point can miss makes every point an inlier: the fit is least squares over all three, where a
     # robust estimator would fit two points exactly and let the third (say, the nose) tilt the face.
-    matrix, _ = cv2.estimateAffinePartial2D(points, TEMPLATE_EYES_NOSE * (size / TEMPLATE_SIZE), method=cv2.RANSAC,
-                                            ransacReprojThreshold=10.0 * size, refineIters=20)
+    matrix, _ = cv2.estimateAffinePartial2D(
+        points,
+        TEMPLATE_EYES_NOSE * (size / TEMPLATE_SIZE),
+        method=cv2.RANSAC,
+        ransacReprojThreshold=10.0 * size,
+        refineIters=20,
+    )
     if matrix is None:
         return None
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)

@@ -21,14 +21,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "(default: masking.ppfr.DEFAULT_MASKING_RATIO)",
     )
     parser.add_argument("--batch-size", type=int, default=256, help="images per batch (default: %(default)s)")
-    parser.add_argument("--device", default="cpu", help="torch device for the transform, e.g. cuda (default: %(default)s)")
+    parser.add_argument(
+        "--device", default="cpu", help="torch device for the transform, e.g. cuda (default: %(default)s)"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from masking.ppfr import DEFAULT_MASKING_RATIO
-    from pipelines.keyfile import read_key_file
-    from pipelines.masking_io import mask_dataset
+    from pipelines.client.keyfile import read_key_file
+    from pipelines.client.masking_io import mask_dataset
 
     key = read_key_file(args.key)
     ratio = DEFAULT_MASKING_RATIO if args.ratio is None else args.ratio

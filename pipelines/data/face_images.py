@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from pipelines import alignment
+from pipelines.data import alignment
 
 COLOR_MODES = ("keep", "gray", "rgb")
 
@@ -38,7 +38,7 @@ cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)  # a bad file 
 
 
 @dataclass(frozen=True)
-class ImageOptions:
+class ImageConfig:
     """What every output face looks like."""
 
     size: int
@@ -103,7 +103,7 @@ def to_color_mode(image: np.ndarray, color: str) -> np.ndarray:
     return image
 
 
-def make_face(data: bytes, options: ImageOptions) -> Face | Rejection:
+def make_face(data: bytes, options: ImageConfig) -> Face | Rejection:
     """Decode, check and reshape one source file into the face the shards store."""
     image = decode(data)
     if isinstance(image, Rejection):
@@ -113,5 +113,7 @@ def make_face(data: bytes, options: ImageOptions) -> Face | Rejection:
         return Rejection(TOO_SMALL, f"{TOO_SMALL}: {width}x{height} pixels, --min-size is {options.min_size}")
     aligned = alignment.align_face(image, options.size) if options.align else None
     geometry = aligned if aligned is not None else center_square(image, options.size)
-    return Face(pixels=np.ascontiguousarray(to_color_mode(geometry, options.color)),
-                alignment_fallback=options.align and aligned is None)
+    return Face(
+        pixels=np.ascontiguousarray(to_color_mode(geometry, options.color)),
+        alignment_fallback=options.align and aligned is None,
+    )

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from masking.errors import InputError
+from common.errors import InputError
 from trainers.schema import SPLITS
 
 MIN_IDENTITIES_PER_SPLIT = 2  # verify needs two people for impostor pairs; one-person splits say nothing

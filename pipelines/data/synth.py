@@ -22,18 +22,18 @@ from typing import Any
 import cv2
 import numpy as np
 
-from masking.errors import InputError
-from pipelines.face_sources import FaceCollection, SourceFile
-from pipelines.prepare import PrepareOptions, prepare
+from common.errors import InputError
+from pipelines.data.face_sources import FaceCollection, SourceFile
+from pipelines.data.prepare import PrepareConfig, prepare
 
 GENERATOR_VERSION = 2  # bump when a change alters the pixels: manifests then tell old data sets from new
 _SUPERSAMPLE = 4  # shapes are drawn this many times larger, then area-reduced: smooth edges at small sizes
 _AA = cv2.LINE_AA
 
-_HAIR_COLOURS = np.array([[28, 24, 22], [62, 42, 30], [105, 72, 45], [196, 165, 110], [150, 72, 38],
-                          [165, 160, 155]], dtype=np.float64)
-_IRIS_COLOURS = np.array([[70, 45, 25], [40, 28, 20], [70, 110, 160], [80, 120, 70], [110, 115, 120]],
-                         dtype=np.float64)
+_HAIR_COLOURS = np.array(
+    [[28, 24, 22], [62, 42, 30], [105, 72, 45], [196, 165, 110], [150, 72, 38], [165, 160, 155]], dtype=np.float64
+)
+_IRIS_COLOURS = np.array([[70, 45, 25], [40, 28, 20], [70, 110, 160], [80, 120, 70], [110, 115, 120]], dtype=np.float64)
 _LIGHT_SKIN, _DARK_SKIN = np.array([240, 205, 180.0]), np.array([88, 58, 42.0])
 
 
@@ -99,18 +99,32 @@ def make_identity(seed: int, index: int) -> Identity:
         skin=np.clip((1 - tone) * _LIGHT_SKIN + tone * _DARK_SKIN + u(-10, 10, 3), 0, 255),
         hair=np.clip(hair, 0, 255),
         iris=_IRIS_COLOURS[rng.integers(len(_IRIS_COLOURS))],
-        face_half_width=u(0.245, 0.3), face_half_height=u(0.33, 0.39), squareness=u(2.0, 3.0),
-        chin_taper=u(0.0, 0.35), ear_size=u(0.04, 0.06),
-        hair_style=int(rng.integers(4)), hairline=u(0.08, 0.16), hair_volume=u(0.015, 0.06),
-        eye_height=u(0.44, 0.49), eye_half_spacing=u(0.095, 0.13), eye_width=u(0.05, 0.068),
+        face_half_width=u(0.245, 0.3),
+        face_half_height=u(0.33, 0.39),
+        squareness=u(2.0, 3.0),
+        chin_taper=u(0.0, 0.35),
+        ear_size=u(0.04, 0.06),
+        hair_style=int(rng.integers(4)),
+        hairline=u(0.08, 0.16),
+        hair_volume=u(0.015, 0.06),
+        eye_height=u(0.44, 0.49),
+        eye_half_spacing=u(0.095, 0.13),
+        eye_width=u(0.05, 0.068),
         eye_aspect=u(0.42, 0.6),
-        brow_gap=u(0.035, 0.055), brow_thickness=u(0.008, 0.02), brow_arch=u(0.0, 0.022), brow_slant=u(-0.012, 0.012),
-        nose_length=u(0.1, 0.15), nose_width=u(0.03, 0.05),
-        mouth_gap=u(0.05, 0.075), mouth_width=u(0.065, 0.105), lip_thickness=u(0.008, 0.018),
+        brow_gap=u(0.035, 0.055),
+        brow_thickness=u(0.008, 0.02),
+        brow_arch=u(0.0, 0.022),
+        brow_slant=u(-0.012, 0.012),
+        nose_length=u(0.1, 0.15),
+        nose_width=u(0.03, 0.05),
+        mouth_gap=u(0.05, 0.075),
+        mouth_width=u(0.065, 0.105),
+        lip_thickness=u(0.008, 0.018),
         moustache=bool(rng.random() < 0.2),
         skin_detail=u(0.03, 0.07),
         marks=tuple(
-            (0.5 + u(-0.2, 0.2), 0.54 + u(-0.12, 0.22), u(0.006, 0.016), u(0.45, 0.8)) for _ in range(rng.integers(3, 9))
+            (0.5 + u(-0.2, 0.2), 0.54 + u(-0.12, 0.22), u(0.006, 0.016), u(0.45, 0.8))
+            for _ in range(rng.integers(3, 9))
         ),
     )
 
@@ -119,11 +133,20 @@ def make_shot(seed: int, identity_index: int, image_index: int) -> Shot:
     rng = np.random.default_rng([seed, 1, identity_index, image_index])
     u = rng.uniform
     return Shot(
-        roll_degrees=u(-3, 3), shift=(u(-0.012, 0.012), u(-0.012, 0.012)), scale=u(0.97, 1.03), yaw=u(-0.15, 0.15),
-        smile=u(-0.3, 1.0), mouth_open=u(0, 1) ** 3, brow_raise=u(-0.006, 0.014),
+        roll_degrees=u(-3, 3),
+        shift=(u(-0.012, 0.012), u(-0.012, 0.012)),
+        scale=u(0.97, 1.03),
+        yaw=u(-0.15, 0.15),
+        smile=u(-0.3, 1.0),
+        mouth_open=u(0, 1) ** 3,
+        brow_raise=u(-0.006, 0.014),
         eye_openness=0.15 if rng.random() < 0.05 else u(0.65, 1.1),
-        light_angle=u(0, 2 * math.pi), light_strength=u(0.0, 0.45), gain=u(0.78, 1.15),
-        background=u(40, 220) + u(-25, 25, 3), blur_sigma=u(0.0, 0.6), noise_sigma=u(0.5, 3.0),
+        light_angle=u(0, 2 * math.pi),
+        light_strength=u(0.0, 0.45),
+        gain=u(0.78, 1.15),
+        background=u(40, 220) + u(-25, 25, 3),
+        blur_sigma=u(0.0, 0.6),
+        noise_sigma=u(0.5, 3.0),
     )
 
 
@@ -139,7 +162,7 @@ class _Canvas:
     def px(self, x: float, y: float, depth: float = 0.0) -> tuple[int, int]:
         """A point in pixels; `depth` is how far the feature stands out of the face (turning moves it more)."""
         x = 0.5 + (x - 0.5) * (1 - 0.2 * abs(self.yaw)) + self.yaw * depth
-        return int(round(x * self.side)), int(round(y * self.side))
+        return round(x * self.side), round(y * self.side)
 
     def poly(self, points, colour, depth: float = 0.0) -> None:
         pts = np.array([self.px(x, y, depth) for x, y in points], dtype=np.int32)
@@ -185,11 +208,16 @@ def _draw_hair_back(canvas: _Canvas, person: Identity) -> None:
 def _draw_head(canvas: _Canvas, person: Identity) -> None:
     skin = person.skin
     neck_w = person.face_half_width * 0.55
-    canvas.poly([(0.5 - neck_w, 0.7), (0.5 + neck_w, 0.7), (0.5 + neck_w * 1.1, 1.0), (0.5 - neck_w * 1.1, 1.0)],
-                skin * 0.8)
+    canvas.poly(
+        [(0.5 - neck_w, 0.7), (0.5 + neck_w, 0.7), (0.5 + neck_w * 1.1, 1.0), (0.5 - neck_w * 1.1, 1.0)], skin * 0.8
+    )
     for side in (-1, 1):
-        canvas.ellipse((0.5 + side * person.face_half_width * 0.97, person.eye_height + 0.03),
-                       (person.ear_size * 0.55, person.ear_size), skin * 0.9, depth=-0.02)
+        canvas.ellipse(
+            (0.5 + side * person.face_half_width * 0.97, person.eye_height + 0.03),
+            (person.ear_size * 0.55, person.ear_size),
+            skin * 0.9,
+            depth=-0.02,
+        )
     canvas.poly(_outline(person), skin, depth=0.01)
 
 
@@ -200,8 +228,10 @@ def _draw_hair_top(canvas: _Canvas, person: Identity) -> None:
     top = 0.54 - person.face_half_height
     hairline_y = top + (person.hairline * 0.35 if person.hair_style == 2 else person.hairline)
     tilt = 0.12 if person.hair_style == 3 else 0.0
-    hairline = [(x, y + tilt * (x - 0.5) * (y - hairline_y) / max(temple_y - hairline_y, 1e-3) - tilt * 0.02)
-                for x, y in _curve(cap[-1][0], cap[0][0], temple_y, temple_y - hairline_y)]
+    hairline = [
+        (x, y + tilt * (x - 0.5) * (y - hairline_y) / max(temple_y - hairline_y, 1e-3) - tilt * 0.02)
+        for x, y in _curve(cap[-1][0], cap[0][0], temple_y, temple_y - hairline_y)
+    ]
     canvas.poly(cap + hairline, person.hair, depth=0.01)
 
 
@@ -232,8 +262,10 @@ def _draw_eyes_and_brows(canvas: _Canvas, person: Identity, shot: Shot) -> None:
             canvas.ellipse((cx, cy), (iris_r * 0.45, iris_r * 0.45), (15, 12, 10), depth=0.045)
         by = cy - person.brow_gap - shot.brow_raise
         x0, x1 = cx - person.eye_width * 1.15, cx + person.eye_width * 1.15
-        brow = [(x, y + side * person.brow_slant * (x - cx) / person.eye_width) for x, y in
-                _curve(x0, x1, by, person.brow_arch)]
+        brow = [
+            (x, y + side * person.brow_slant * (x - cx) / person.eye_width)
+            for x, y in _curve(x0, x1, by, person.brow_arch)
+        ]
         canvas.line(brow, brow_colour, person.brow_thickness, depth=0.045)
 
 
@@ -243,8 +275,9 @@ def _draw_nose_and_mouth(canvas: _Canvas, person: Identity, shot: Shot) -> None:
     canvas.line([(0.5 + 0.01, person.eye_height + 0.02), (0.5 + 0.012, tip_y - 0.015)], skin * 0.8, 0.006, depth=0.08)
     canvas.ellipse((0.5, tip_y - 0.008), (person.nose_width * 0.55, 0.02), skin * 1.04, depth=0.1)
     for side in (-1, 1):
-        canvas.ellipse((0.5 + side * person.nose_width * 0.45, tip_y), (person.nose_width * 0.22, 0.009),
-                       skin * 0.45, depth=0.09)
+        canvas.ellipse(
+            (0.5 + side * person.nose_width * 0.45, tip_y), (person.nose_width * 0.22, 0.009), skin * 0.45, depth=0.09
+        )
     my, hw = tip_y + person.mouth_gap, person.mouth_width
     curve = 0.018 * shot.smile
     opening = 0.022 * shot.mouth_open
@@ -258,9 +291,12 @@ def _draw_nose_and_mouth(canvas: _Canvas, person: Identity, shot: Shot) -> None:
     canvas.poly(upper_top + middle_top[::-1], lips, depth=0.06)
     canvas.poly(middle_bottom + lower_bottom[::-1], lips * 1.08, depth=0.06)
     if person.moustache:
-        canvas.poly(_curve(0.5 - hw * 1.1, 0.5 + hw * 1.1, my - person.lip_thickness - 0.006, 0.01)
-                    + _curve(0.5 - hw * 1.1, 0.5 + hw * 1.1, my - person.lip_thickness - 0.024, 0.012)[::-1],
-                    person.hair * 0.8, depth=0.065)
+        canvas.poly(
+            _curve(0.5 - hw * 1.1, 0.5 + hw * 1.1, my - person.lip_thickness - 0.006, 0.01)
+            + _curve(0.5 - hw * 1.1, 0.5 + hw * 1.1, my - person.lip_thickness - 0.024, 0.012)[::-1],
+            person.hair * 0.8,
+            depth=0.065,
+        )
 
 
 @functools.lru_cache(maxsize=8)
@@ -334,13 +370,20 @@ def synthetic_collection(identities: int, images_per_identity: int, size: int, s
         for i in range(identities)
         for j in range(images_per_identity)
     ]
-    origin = {"kind": "synthetic", "generator_version": GENERATOR_VERSION, "identities": identities,
-              "images_per_identity": images_per_identity, "size": size, "seed": seed}
+    origin = {
+        "kind": "synthetic",
+        "generator_version": GENERATOR_VERSION,
+        "identities": identities,
+        "images_per_identity": images_per_identity,
+        "size": size,
+        "seed": seed,
+    }
     return FaceCollection(files=sorted(files, key=lambda f: f.relative_path), origin=origin, synthetic=True)
 
 
-def generate_faces(identities: int, images_per_identity: int, size: int = 64,
-                   seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def generate_faces(
+    identities: int, images_per_identity: int, size: int = 64, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """(images N x size x size x 3 uint8 RGB, labels N int64), identity-major: for tests and small experiments."""
     images = np.stack([render_face(seed, i, j, size) for i in range(identities) for j in range(images_per_identity)])
     labels = np.repeat(np.arange(identities, dtype=np.int64), images_per_identity)
@@ -358,8 +401,9 @@ def contact_sheet(images: np.ndarray, columns: int, gap: int = 2) -> np.ndarray:
     return sheet
 
 
-def save_contact_sheet(path: str | Path, identities: int = 8, images_per_identity: int = 6, size: int = 64,
-                       seed: int = 0) -> Path:
+def save_contact_sheet(
+    path: str | Path, identities: int = 8, images_per_identity: int = 6, size: int = 64, seed: int = 0
+) -> Path:
     """A PNG with one row per identity: what the synthetic data set looks like (docs/synthetic_faces.png)."""
     images, _ = generate_faces(identities, images_per_identity, size, seed)
     path = Path(path)
@@ -368,8 +412,14 @@ def save_contact_sheet(path: str | Path, identities: int = 8, images_per_identit
     return path
 
 
-def prepare_synthetic(out: str | Path, identities: int, images_per_identity: int, options: PrepareOptions,
-                      workers: int = 1, progress: bool = False) -> dict[str, Any]:
+def prepare_synthetic(
+    out: str | Path,
+    identities: int,
+    images_per_identity: int,
+    options: PrepareConfig,
+    workers: int = 1,
+    progress: bool = False,
+) -> dict[str, Any]:
     """`hybridmask synth`: render the faces as PNG files in memory and run them through `prepare`.
 
     The generator draws at `options.size` and uses `options.seed` for both faces and split; faces are drawn at
@@ -378,8 +428,10 @@ def prepare_synthetic(out: str | Path, identities: int, images_per_identity: int
     if identities < 1:
         raise InputError(f"--identities {identities} is below 1; give the number of synthetic people, e.g. 40")
     if images_per_identity < max(2, options.min_images):
-        raise InputError(f"--images-per-identity {images_per_identity} is below {max(2, options.min_images)}; "
-                         "verification needs at least two images of each person")
+        raise InputError(
+            f"--images-per-identity {images_per_identity} is below {max(2, options.min_images)}; "
+            "verification needs at least two images of each person"
+        )
     options = dataclasses.replace(options, min_size=min(options.min_size, options.size))
     options.validate()
     collection = synthetic_collection(identities, images_per_identity, options.size, options.seed)

@@ -1,0 +1,1 @@
+"""The `hybridmask` command line: `main.py` builds the parser, `commands/` holds one module per verb."""

@@ -1,0 +1,1 @@
+"""Data preparation: face folders and synthetic faces to identity-disjoint Parquet splits."""
