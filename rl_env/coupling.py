@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import InputError
+from common.files import atomic_write_json, atomic_write_text, read_json_lines
 from rl_env.learner_link import LearnerTimeout
 from rl_env.settings import AdaptiveConfig
 from rl_env.strategies import StrategyConfig
@@ -79,8 +80,8 @@ def epochs_already_done(run_dir: Path) -> int:
     path = run_dir / METRICS_FILE
     if not path.is_file():
         return 0
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return json.loads(lines[-1])["epoch"] if lines else 0
+    records = read_json_lines(path)
+    return records[-1]["epoch"] if records else 0
 
 
 def train_adaptive(
@@ -134,6 +135,7 @@ def train_adaptive(
                 config,
                 k_source=MailboxKSource(name, adaptive.timeout_s),
                 storage_path=storage_path,
+                write_summary=False,
             )
         except BaseException as error:  # handed to the driver thread below
             outcome["error"] = error
@@ -171,8 +173,8 @@ def train_adaptive(
             "windows": len(ks),
         }
     )
-    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
     _plot_k_over_training(history, adaptive.candidate_set, run_dir / K_FIGURE, strategy.algorithm)
+    atomic_write_json(run_dir / SUMMARY_FILE, summary)  # last: its presence marks the run finished
     return summary
 
 
@@ -191,19 +193,18 @@ def _attach_rewards(run_dir: Path) -> list[dict[str, Any]]:
     rewards: dict[int, dict[str, float]] = {}
     log = run_dir / WINDOW_LOG
     if log.is_file():
-        for line in log.read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
+        for record in read_json_lines(log):
             if record.get("window_trained"):
                 rewards[record["windows_done"] - 1] = {
                     "reward": record["raw_reward"],
                     "centred_reward": record["centred_reward"],
                 }
     metrics_path = run_dir / METRICS_FILE
-    history = [json.loads(line) for line in metrics_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    history = read_json_lines(metrics_path)
     for epoch in history:
         for window in epoch["windows"]:
             window.update(rewards.get(window["window"], {"reward": None, "centred_reward": None}))
-    metrics_path.write_text("".join(json.dumps(epoch) + "\n" for epoch in history), encoding="utf-8")
+    atomic_write_text(metrics_path, "".join(json.dumps(epoch) + "\n" for epoch in history))
     return history
 
 

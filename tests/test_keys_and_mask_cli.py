@@ -8,7 +8,6 @@ import json
 import os
 import re
 import stat
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from common.errors import InputError
 from masking.keys import key_fingerprint
 from masking.masker import FrequencyMasker
 from pipelines.cli import main as cli
-from pipelines.client.keyfile import KeyFilePermissionWarning, read_key_file, write_key_file
+from pipelines.client.keyfile import read_key_file, write_key_file
 from tests.masking_faces import smooth_images
 from trainers.schema import IMAGE_SCHEMA, MASKED_SCHEMA, PAIRS_SCHEMA, decode_features, read_split
 
@@ -137,14 +136,13 @@ def test_an_unreadable_key_file_is_an_input_error(key_file: Path, monkeypatch) -
         read_key_file(key_file)
 
 
-def test_a_key_file_readable_by_others_warns_with_the_fix(key_file: Path) -> None:
-    key_file.chmod(0o644)
-    with pytest.warns(KeyFilePermissionWarning, match=f"{key_file}.*chmod 600"):
-        assert len(read_key_file(key_file)) == 32
-    key_file.chmod(0o600)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604])
+def test_a_key_file_readable_by_others_is_refused_with_the_fix(key_file: Path, mode: int) -> None:
+    key_file.chmod(mode)
+    with pytest.raises(InputError, match=f"{key_file}.*chmod 600"):
         read_key_file(key_file)
+    key_file.chmod(0o600)
+    assert len(read_key_file(key_file)) == 32
 
 
 # --- mask ------------------------------------------------------------------------------------------------------

@@ -204,17 +204,30 @@ def test_truncated_files_are_rejected_as_corrupt_not_half_decoded(extension: str
     assert decode(b"Photo taken in 2019, not a picture itself").kind == NOT_AN_IMAGE
 
 
-def test_same_seed_gives_byte_identical_output_and_a_rerun_rewrites_it_identically(
+def test_same_seed_gives_byte_identical_output_and_a_rerun_keeps_it_and_what_lies_beside_it(
     orl_dir: Path, orl_prepared: Path, tmp_path: Path
 ) -> None:
     again = tmp_path / "again"
     prepare_folder(orl_dir, again, PrepareConfig(size=32))
     assert shard_bytes(again) == shard_bytes(orl_prepared)
     first_inode = (again / "private" / "part-00000.parquet").stat().st_ino
+    (again / "notes.txt").write_text("mine")
+    (again / "analysis").mkdir()
+    (again / "analysis" / "plot.png").write_bytes(b"x")
     prepare_folder(orl_dir, again, PrepareConfig(size=32))
-    assert shard_bytes(again) == shard_bytes(orl_prepared)
-    assert (again / "private" / "part-00000.parquet").stat().st_ino != first_inode  # rewritten, not skipped
+    mine = {"notes.txt", "analysis/plot.png"}
+    assert {k: v for k, v in shard_bytes(again).items() if k not in mine} == shard_bytes(orl_prepared)
+    assert (again / "private" / "part-00000.parquet").stat().st_ino == first_inode  # the same data: not redone
+    assert (again / "notes.txt").read_text() == "mine" and (again / "analysis" / "plot.png").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind
+
+
+def test_a_killed_prepare_leaves_a_staging_folder_that_the_next_run_removes(messy_source: Path, tmp_path: Path) -> None:
+    dead = tmp_path / ".out.partial-4194304-deadbeef"  # a pid no process can have
+    dead.mkdir()
+    (dead / "pixels.spill").write_bytes(b"half")
+    prepare_folder(messy_source, tmp_path / "out", PrepareConfig(size=16, splits=EVEN_SPLITS))
+    assert not dead.exists()
 
 
 def test_worker_processes_give_the_same_bytes_as_one_process(messy_source: Path, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import yaml
 
 from common.errors import InputError
+from common.files import atomic_write_text
 
 T = TypeVar("T")
 
@@ -115,4 +116,4 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
 
 
 def save_config(config: Any, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(to_dict(config), sort_keys=False), encoding="utf-8")
+    atomic_write_text(path, yaml.safe_dump(to_dict(config), sort_keys=False))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from common.errors import InputError
-from trainers.schema import MANIFEST_NAME, PAIRS_NAME, split_dir
+from common.files import read_json
+from trainers.schema import MANIFEST_NAME, PAIRS_NAME, open_shard, read_shard, shard_kind, split_dir
 
 
 @dataclass(frozen=True)
@@ -46,14 +44,15 @@ def inspect_dataset(data_dir: str | Path) -> DatasetInfo:
     manifest_path = data_dir / MANIFEST_NAME
     if not manifest_path.is_file():
         raise InputError(f"{data_dir} has no {MANIFEST_NAME}; pass a folder written by `hybridmask prepare` or `mask`")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_json(manifest_path, "make the folder again with `hybridmask prepare` or `mask`")
     private = _first_shard(data_dir, "private")
     _first_shard(data_dir, "verify")
     if not (data_dir / PAIRS_NAME).is_file():
         raise InputError(f"{data_dir} has no {PAIRS_NAME}: verification needs the verify pairs")
-    schema = pq.read_schema(private)
-    kind = (schema.metadata or {}).get(b"hybridmask_schema", b"").decode()
-    first = pq.ParquetFile(private).read_row_group(0).slice(0, 1).to_pylist()[0]
+    for path in [*split_dir(data_dir, "verify").glob("part-*.parquet"), data_dir / PAIRS_NAME]:
+        open_shard(path)  # a damaged shard is named now, not inside a Ray worker
+    kind = shard_kind(private)
+    first = open_shard(private).read_row_group(0).slice(0, 1).to_pylist()[0]
     if kind == "image":
         representation, channels, size = "images", first["channels"], first["height"]
     elif kind == "masked":
@@ -64,7 +63,7 @@ def inspect_dataset(data_dir: str | Path) -> DatasetInfo:
     labels = set()
     rows = 0
     for path in private_files:
-        table = pq.read_table(path, columns=["label"])
+        table = read_shard(path, columns=["label"])
         rows += table.num_rows
         labels.update(table.column("label").to_pylist())
     return DatasetInfo(

@@ -3,11 +3,12 @@ epoch to RUN_DIR/metrics.jsonl as soon as its checkpoint is persisted, skipping 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ray.train import UserCallback
+
+from common.files import append_json_line, read_json_lines
 
 
 class MetricsFileCallback(UserCallback):
@@ -18,8 +19,8 @@ class MetricsFileCallback(UserCallback):
         path = Path(self.path)
         if not path.is_file():
             return 0
-        lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        return json.loads(lines[-1])["epoch"] if lines else 0
+        records = read_json_lines(path)
+        return records[-1]["epoch"] if records else 0
 
     def after_report(self, run_context: Any, metrics: list[dict[str, Any]], checkpoint: Any) -> None:
         if checkpoint is None or not metrics:
@@ -27,5 +28,4 @@ class MetricsFileCallback(UserCallback):
         epoch_metrics = metrics[0]
         if epoch_metrics["epoch"] <= self._last_epoch_written():
             return
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(epoch_metrics) + "\n")
+        append_json_line(self.path, epoch_metrics)

@@ -22,12 +22,13 @@ import pyarrow.parquet as pq
 import yaml
 
 from common.errors import InputError
+from common.files import atomic_write_json, atomic_write_text
 from trainers.checkpoints import MODEL_FILE, export_model, load_state
 from trainers.config import TrainConfig
 from trainers.config_io import save_config, to_dict
 from trainers.dataset_info import DatasetInfo, inspect_dataset
 from trainers.k_source import FixedK, KSource
-from trainers.schema import split_dir
+from trainers.schema import read_shard, split_dir
 
 MIN_CPUS_PER_WORKER = 0.5  # below this, workers only take turns on the same cores
 CONFIG_FILE = "config.yaml"
@@ -66,7 +67,7 @@ def plan_epoch(config: TrainConfig, info: DatasetInfo) -> dict[str, int]:
     """Batches and windows per epoch for each worker; an error if the data cannot fill one batch per worker."""
     image_ids = np.concatenate(
         [
-            pq.read_table(path, columns=["image_id"]).column("image_id").to_numpy()
+            read_shard(path, columns=["image_id"]).column("image_id").to_numpy()
             for path in sorted(split_dir(info.data_dir, "private").glob("part-*.parquet"))
         ]
     )
@@ -107,13 +108,20 @@ def check_same_run(run_dir: Path, config: TrainConfig) -> None:
     saved_path = run_dir / CONFIG_FILE
     if not saved_path.is_file():
         return
-    saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
+    try:
+        saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        saved = None
+    if not isinstance(saved, dict):
+        raise InputError(f"{saved_path} is damaged; choose a new --out, or delete {run_dir} to train it again")
     current = to_dict(config)
     saved.get("optim", {}).pop("epochs", None)
     current["optim"].pop("epochs")
     if saved != current:
+        defense = (saved.get("defense") or {}).get("name")
         raise InputError(
-            f"{run_dir} holds a run with a different config ({saved_path}); choose a new --out to start another run"
+            f"{run_dir} holds a run with a different config (defence {defense!r}, {saved_path}); "
+            "choose a new --out to start another run"
         )
 
 
@@ -142,8 +150,12 @@ def train(
     k_source: KSource | None = None,
     storage_path: str | None = None,
     summary_extra: dict[str, Any] | None = None,
+    write_summary: bool = True,
 ) -> dict[str, Any]:
-    """Train one defence on a prepared or masked data folder; returns the summary (also in RUN_DIR/summary.json)."""
+    """Train one defence on a prepared or masked data folder; returns the summary (also in RUN_DIR/summary.json).
+
+    summary.json marks a finished run, so it is written once, whole; a caller that adds to the summary after
+    training (the adaptive defence) passes write_summary=False and writes it itself."""
     import ray
     import ray.data
     import ray.train
@@ -216,15 +228,14 @@ def train(
     write_metrics(run_dir / METRICS_FILE, state["history"])
     summary = summarise(config, info, state["history"], plan, time.perf_counter() - started)
     summary.update(summary_extra or {})
-    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    if write_summary:
+        atomic_write_json(run_dir / SUMMARY_FILE, summary)
     return summary
 
 
 def write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
     """metrics.jsonl from the checkpoint's history: exactly the finished epochs, each once."""
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text("".join(json.dumps(epoch) + "\n" for epoch in history), encoding="utf-8")
-    temporary.replace(path)
+    atomic_write_text(path, "".join(json.dumps(epoch) + "\n" for epoch in history))
 
 
 def summarise(

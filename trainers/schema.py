@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from common.errors import InputError
+
 SCHEMA_VERSION = 1
 
 SPLITS = ("private", "verify", "public")
@@ -81,12 +83,39 @@ def shard_path(data_dir: str | Path, split: str, index: int) -> Path:
     return split_dir(data_dir, split) / f"part-{index:05d}.parquet"
 
 
+def _damaged(path: str | Path, error: Exception) -> InputError:
+    return InputError(
+        f"shard {path} is damaged or not Parquet ({str(error).splitlines()[0]}); "
+        "make its folder again (`hybridmask prepare` or `mask` into a new --out)"
+    )
+
+
+def open_shard(path: str | Path) -> pq.ParquetFile:
+    """A shard opened for reading; a truncated or foreign file is an InputError naming it (its footer is read)."""
+    try:
+        return pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as error:
+        raise _damaged(path, error) from None
+
+
+def read_shard(path: str | Path, columns: list[str] | None = None) -> pa.Table:
+    try:
+        return open_shard(path).read(columns=columns)
+    except (pa.ArrowException, OSError) as error:
+        raise _damaged(path, error) from None
+
+
+def shard_kind(path: str | Path) -> str:
+    """The schema tag a shard was written with: "image", "masked" or "pairs" ("" for a foreign file)."""
+    return (open_shard(path).schema_arrow.metadata or {}).get(b"hybridmask_schema", b"").decode()
+
+
 def read_split(data_dir: str | Path, split: str, columns: list[str] | None = None) -> pa.Table:
     """Read one split's shards in order, without Ray (for evaluation and small tools)."""
     files = sorted(split_dir(data_dir, split).glob("part-*.parquet"))
     if not files:
         raise FileNotFoundError(f"no shards for split {split!r} under {split_dir(data_dir, split)}")
-    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files])
+    return pa.concat_tables([read_shard(f, columns=columns) for f in files])
 
 
 def decode_pixels(pixels: bytes, height: int, width: int, channels: int) -> np.ndarray:

@@ -6,9 +6,9 @@ A key file holds the raw key bytes (32 from `hybridmask keygen`) and nothing els
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
-import warnings
 from pathlib import Path
 
 from common.errors import InputError
@@ -18,8 +18,17 @@ MAX_KEY_FILE_BYTES = 1024
 """A larger file is not a key file (a photo or a data file passed by mistake), so it is refused."""
 
 
-class KeyFilePermissionWarning(UserWarning):
-    """The key file can be read by users other than its owner."""
+KEY_DIR_NAME = "hybridmask/keys"
+"""Under $XDG_CONFIG_HOME (default ~/.config): where `run` and `demo` keep the key they make, away from OUT."""
+
+
+def default_key_path(out_dir: Path) -> Path:
+    """The key `run`/`demo` make for OUT when no --key is given: one per output folder, outside it, so the
+    reports people share never sit beside the key; the same OUT finds the same key when re-run."""
+    config_home = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    resolved = str(Path(out_dir).expanduser().resolve())
+    digest = hashlib.sha256(resolved.encode("utf-8", "backslashreplace")).hexdigest()[:12]
+    return config_home / KEY_DIR_NAME / f"{Path(resolved).name or 'root'}-{digest}.key"
 
 
 def write_key_file(path: str | Path, key: bytes, force: bool = False) -> Path:
@@ -51,8 +60,8 @@ def write_key_file(path: str | Path, key: bytes, force: bool = False) -> Path:
 
 
 def read_key_file(path: str | Path) -> bytes:
-    """The key bytes of a key file; InputError when it is missing, unreadable, too short or too long, and a
-    KeyFilePermissionWarning when group or others may read it."""
+    """The key bytes of a key file; InputError when it is missing, unreadable, too short or too long, or when
+    group or others may read it (as ssh does with private keys: a key others could have copied is no secret)."""
     path = Path(path)
     try:
         mode = path.stat().st_mode
@@ -63,11 +72,7 @@ def read_key_file(path: str | Path) -> bytes:
     if not stat.S_ISREG(mode):
         raise InputError(f"key file {path} is not a regular file; pass the file written by `hybridmask keygen`")
     if mode & (stat.S_IRGRP | stat.S_IROTH):
-        warnings.warn(
-            f"key file {path} can be read by other users; restrict it with `chmod 600 {path}`",
-            KeyFilePermissionWarning,
-            stacklevel=2,
-        )
+        raise InputError(f"key file {path} can be read by other users; restrict it with `chmod 600 {path}`")
     try:
         with open(path, "rb") as handle:
             key = handle.read(MAX_KEY_FILE_BYTES + 1)

@@ -13,10 +13,8 @@ OUT and renamed at the end.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,10 +26,19 @@ import torch
 from tqdm import tqdm
 
 from common.errors import InputError
+from common.files import atomic_write_json, read_json, staging_folder
 from masking.keys import validate_key
 from masking.masker import FrequencyMasker
 from masking.ppfr import DEFAULT_MASKING_RATIO, channels_to_drop
-from trainers.schema import MANIFEST_NAME, MASKED_SCHEMA, PAIRS_NAME, SCHEMA_VERSION, split_dir
+from trainers.schema import (
+    MANIFEST_NAME,
+    MASKED_SCHEMA,
+    PAIRS_NAME,
+    SCHEMA_VERSION,
+    open_shard,
+    shard_kind,
+    split_dir,
+)
 
 MASKED_SPLITS = ("private", "verify")
 """The client's own faces. `public` is the attacker's auxiliary data and is never masked."""
@@ -43,10 +50,13 @@ def read_manifest(data_dir: Path) -> dict:
         raise InputError(
             f"{data_dir} has no {MANIFEST_NAME}; it is not a prepared data folder (run `hybridmask prepare`)"
         )
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise InputError(f"cannot read {path}: {error}; re-run `hybridmask prepare`") from None
+    manifest = read_json(path, "re-run `hybridmask prepare`")
+    if manifest.get("kind") == "masked":
+        raise InputError(
+            f"{data_dir} is already masked (by `hybridmask mask`); pass the prepared folder it was made from, "
+            f"{manifest.get('source_data_dir', 'from `hybridmask prepare`')}"
+        )
+    return manifest
 
 
 def shard_files(data_dir: Path, split: str) -> list[Path]:
@@ -80,12 +90,12 @@ def iter_image_batches(
     files: list[Path], batch_size: int, geometry: Geometry
 ) -> Iterator[tuple[pa.RecordBatch, torch.Tensor]]:
     for path in files:
-        for rows in pq.ParquetFile(path).iter_batches(batch_size=batch_size):
+        for rows in open_shard(path).iter_batches(batch_size=batch_size):
             yield rows, decode_image_batch(rows, str(path), geometry)
 
 
 def _count_rows(files: list[Path]) -> int:
-    return sum(pq.ParquetFile(path).metadata.num_rows for path in files)
+    return sum(open_shard(path).metadata.num_rows for path in files)
 
 
 def _feature_bytes(masked: torch.Tensor, where: str) -> pa.Array:
@@ -129,7 +139,9 @@ def _check_out_dir(out_dir: Path, data_dir: Path) -> None:
 
 
 def _image_geometry(files: list[Path], split: str) -> Geometry:
-    first = next(iter(pq.ParquetFile(files[0]).iter_batches(batch_size=1, columns=["height", "width", "channels"])))
+    if shard_kind(files[0]) != "image":
+        raise InputError(f"{files[0]} holds no face images; pass a folder written by `hybridmask prepare` or `synth`")
+    first = next(iter(open_shard(files[0]).iter_batches(batch_size=1, columns=["height", "width", "channels"])))
     height, width, channels = (int(first.column(name)[0].as_py()) for name in ("height", "width", "channels"))
     if height % 8 or width % 8:
         raise InputError(
@@ -174,8 +186,7 @@ def mask_dataset(
                 yield images.to(device)
 
     masker = FrequencyMasker.fit(private_batches, key, ratio)
-    temporary = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
-    temporary.mkdir()
+    temporary = staging_folder(out_dir)
     try:
         counts, identities = {}, {}
         for split, paths in files.items():
@@ -205,7 +216,7 @@ def mask_dataset(
             "pairs": has_pairs,
             "masking": masker.public_settings(),
         }
-        (temporary / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        atomic_write_json(temporary / MANIFEST_NAME, manifest)
         if out_dir.exists():
             out_dir.rmdir()  # checked empty above
         os.replace(temporary, out_dir)

@@ -17,7 +17,6 @@ import json
 import multiprocessing
 import shutil
 import sys
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from common.errors import InputError
+from common.files import atomic_write_json, staging_folder
 from pipelines.data.face_images import COLOR_MODES, ImageConfig, Rejection, make_face
 from pipelines.data.face_sources import UNREADABLE, FaceCollection, SourceFile, fingerprint_of, scan_folder
 from pipelines.data.shards import ImageRow, PixelSpill, write_pairs, write_split
@@ -105,10 +105,11 @@ def prepare(
     out = Path(out).expanduser().resolve()
     parameters = _jsonable({**asdict(options), "source": collection.origin})
     split_sizes(len(collection.identity_names), options.splits)
-    _check_out(out, collection, parameters)
+    existing = _check_out(out, collection, parameters)
+    if existing is not None:
+        return existing  # this very data set is there already: nothing to redo, nothing beside it touched
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:12]}"
-    staging.mkdir()
+    staging = staging_folder(out)
     try:
         manifest = _build(collection, staging, options, parameters, workers, progress)
         _publish(staging, out)
@@ -126,8 +127,8 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value))
 
 
-def _check_out(out: Path, collection: FaceCollection, parameters: dict[str, Any]) -> None:
-    """--out must be new, empty, or hold this very data set (then it is rewritten, identically)."""
+def _check_out(out: Path, collection: FaceCollection, parameters: dict[str, Any]) -> dict[str, Any] | None:
+    """--out must be new, empty, or hold this very data set; returns the manifest in the last case."""
     source_path = collection.origin.get("path")
     if source_path and out.is_relative_to(source_path):
         raise InputError(
@@ -137,7 +138,7 @@ def _check_out(out: Path, collection: FaceCollection, parameters: dict[str, Any]
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {str(out)!r} is a file; give a folder (new or empty) for the prepared data")
     if not out.exists() or not any(out.iterdir()):
-        return
+        return None
     manifest_path = out / MANIFEST_NAME
     fix = f"choose another --out, or delete {str(out)!r} to replace what it holds"
     if not manifest_path.is_file():
@@ -146,6 +147,8 @@ def _check_out(out: Path, collection: FaceCollection, parameters: dict[str, Any]
         existing = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise InputError(f"--out {str(out)!r} has an unreadable {MANIFEST_NAME} ({error}); {fix}") from None
+    if existing.get("kind") == "masked":
+        raise InputError(f"--out {str(out)!r} holds masked data (from `hybridmask mask`); {fix}")
     old = existing.get("parameters", {})
     changed = sorted(key for key in set(old) | set(parameters) if old.get(key) != parameters.get(key))
     if changed:
@@ -153,17 +156,14 @@ def _check_out(out: Path, collection: FaceCollection, parameters: dict[str, Any]
         raise InputError(f"--out {str(out)!r} holds a different data set (other parameters: {details}); {fix}")
     if existing.get("source_fingerprint") != collection.fingerprint():
         raise InputError(f"--out {str(out)!r} holds a different data set (the source files have changed since); {fix}")
+    return existing
 
 
 def _publish(staging: Path, out: Path) -> None:
-    """Swap the finished folder into place; the old one is removed only after the new one is there."""
-    if not out.exists():
-        staging.rename(out)
-        return
-    retired = out.parent / f".{out.name}.replaced-{uuid.uuid4().hex[:12]}"
-    out.rename(retired)
+    """Rename the finished folder into place; `out` is absent or empty (checked first), so nothing is lost."""
+    if out.exists():
+        out.rmdir()  # refuses, rather than deletes, anything that appeared there meanwhile
     staging.rename(out)
-    shutil.rmtree(retired)
 
 
 def _loaded(files: list[SourceFile]) -> Iterator[list[tuple[SourceFile, bytes | None, str]]]:
@@ -312,7 +312,7 @@ def _build(
     write_pairs(staging, left, right, same)
     fallbacks = [kept.relative_path for kept in usable if kept.alignment_fallback]
     manifest = _manifest(collection, options, parameters, found, rows, split_summary, pair_summary, channels, fallbacks)
-    (staging / MANIFEST_NAME).write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    atomic_write_json(staging / MANIFEST_NAME, manifest, indent=1, ensure_ascii=False)
     return manifest
 
 

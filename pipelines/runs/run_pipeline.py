@@ -4,7 +4,6 @@ Plays both roles on one machine: the client (prepares and masks with its key) an
 attacked). Layout of OUT:
 
     OUT/data/            prepared shards (or the prepared folder given as --data, used in place)
-    OUT/client.key       the client's key, owner-only, when none is given (it never enters a report)
     OUT/masked/          the masked private and verify splits
     OUT/runs/<defence>/  one training run each, with attacks/ and its own report.md
     OUT/report.md, report.json, privacy_utility.png   the comparison of every defence
@@ -27,6 +26,7 @@ import yaml
 
 from common.errors import InputError
 from evaluation.budgets import BudgetConfig
+from pipelines.client.keyfile import default_key_path, read_key_file
 from pipelines.runs.experiment_config import ExperimentConfig
 from trainers.config import DEFENSES
 from trainers.config_io import to_dict
@@ -64,10 +64,10 @@ class PipelineConfig:
             raise InputError(f"--defenses {','.join(self.defenses)} names a defence twice")
         for defense in self.defenses:
             self.config_for(defense).validate()
-        if self.key_file is not None and not self.key_file.is_file():
-            raise InputError(
-                f"--key {self.key_file} does not exist; omit --key to make a new key in {self.out / KEY_FILE}"
-            )
+        if self.key_file is not None:
+            read_key_file(self.key_file)  # missing, damaged or readable by others: refused before any work
+        elif default_key_path(self.out).is_file():
+            read_key_file(default_key_path(self.out))
 
     @property
     def all_defenses(self) -> tuple[str, ...]:
@@ -89,7 +89,7 @@ def run_pipeline(spec: PipelineConfig, say: Say = print) -> dict[str, Any]:
     started = time.perf_counter()
     spec.out.mkdir(parents=True, exist_ok=True)
     data_dir = spec.data_step(spec.out) if spec.data_step is not None else spec.out / "data"
-    key = client_key(spec.key_file or spec.out / KEY_FILE, say)
+    key = client_key(spec.key_file or default_key_path(spec.out), say)
     masked_dir = _masked_data(spec, data_dir, key, say)
     caches = AttackCaches(spec.out / "attack-cache")
     timings: dict[str, float] = {}
@@ -114,6 +114,7 @@ def client_key(path: Path, say: Say) -> bytes:
     from pipelines.client.keyfile import read_key_file, write_key_file
 
     if not path.is_file():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         write_key_file(path, generate_key())
         say(f"made a new client key: {path} (owner-only; it masks the private faces and appears in no report)")
     return read_key_file(path)

@@ -3,16 +3,17 @@ the fixed-k trainer or the adaptive coupling. Everything here is checked before 
 
 from __future__ import annotations
 
-import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 from common.errors import InputError
+from common.files import read_json
 from masking.keys import key_fingerprint
 from pipelines.client.masking_io import mask_dataset
 from pipelines.runs.experiment_config import ExperimentConfig
 from trainers.dataset_info import inspect_dataset
-from trainers.run import check_representation
+from trainers.run import METRICS_FILE, check_representation, check_same_run
 from trainers.schema import MANIFEST_NAME
 
 MASKED_SUBDIR = "masked"
@@ -22,8 +23,8 @@ def masked_data_for(prepared_dir: Path, key: bytes, ratio: float, out_dir: Path)
     """The masked copy of a prepared folder under `out_dir`, reused when it matches (same source, ratio, key)."""
     manifest_path = out_dir / MANIFEST_NAME
     if manifest_path.is_file():
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        prepared = json.loads((prepared_dir / MANIFEST_NAME).read_text(encoding="utf-8"))
+        manifest = read_json(manifest_path, f"delete {out_dir} to mask the data again")
+        prepared = read_json(prepared_dir / MANIFEST_NAME, "re-run `hybridmask prepare`")
         same = (
             manifest.get("source_fingerprint") == prepared.get("source_fingerprint")
             and manifest["masking"]["ratio"] == ratio
@@ -57,16 +58,28 @@ def run_training(
     key: bytes | None = None,
     storage_path: str | None = None,
 ) -> dict[str, Any]:
+    """Every check (config, data, an existing run folder's config) comes before anything is written; a run folder
+    this call created is removed again when it fails before finishing an epoch, so a failure leaves nothing."""
     config.validate()
     run_dir = Path(run_dir).resolve()
+    if run_dir.exists() and not run_dir.is_dir():
+        raise InputError(f"--out {run_dir} is a file; give a folder for the run")
+    check_same_run(run_dir, config.train_config())
+    inspect_dataset(data_dir)  # the data's own errors before the run folder appears
+    created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
-    training_data = resolve_training_data(Path(data_dir), config, key, run_dir)
-    if config.defense.name == "hybrid_adaptive":
-        from rl_env.coupling import train_adaptive
+    try:
+        training_data = resolve_training_data(Path(data_dir), config, key, run_dir)
+        if config.defense.name == "hybrid_adaptive":
+            from rl_env.coupling import train_adaptive
 
-        return train_adaptive(
-            training_data, run_dir, config.train_config(), config.strategy, config.adaptive, storage_path
-        )
-    from trainers.run import train
+            return train_adaptive(
+                training_data, run_dir, config.train_config(), config.strategy, config.adaptive, storage_path
+            )
+        from trainers.run import train
 
-    return train(training_data, run_dir, config.train_config(), storage_path=storage_path)
+        return train(training_data, run_dir, config.train_config(), storage_path=storage_path)
+    except BaseException:
+        if created and not (run_dir / METRICS_FILE).is_file():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
