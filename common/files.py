@@ -125,7 +125,7 @@ def _owner_alive(suffix: str) -> bool:
     """Whether the process named in a staging folder's suffix (`<pid>-<random>`) still runs; unnamed: no."""
     pid_text = suffix.split("-", 1)[0]
     if not pid_text.isdigit() or int(pid_text) in (0, os.getpid()) or int(pid_text) >= _MAX_PID:
-        return False
+        return pid_text == str(os.getpid())  # this process's own folders are in use (another thread may build)
     try:
         os.kill(int(pid_text), 0)
     except ProcessLookupError:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from common.errors import InputError
+from common.files import atomic_output
 from evaluation.images import ImageBatch, as_float_nhwc
 
 _WIDTHS = (32, 64, 128)  # three VGG stages of two 3x3 convolutions each
@@ -126,7 +127,8 @@ class EvaluationClassifier:
         return {"config": config, "weights": self.network.state_dict()}
 
     def save(self, path: str | Path) -> None:
-        torch.save(self.state_dict(), Path(path))
+        with atomic_output(path) as temporary:
+            torch.save(self.state_dict(), temporary)
 
     @classmethod
     def load(cls, path: str | Path) -> EvaluationClassifier:

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from common.files import atomic_output
 from evaluation.budgets import EvaluatorBudgetConfig
 from evaluation.classifier import EvaluationClassifier, stratified_split
 from evaluation.identification import DlibFaceDescriptor, IdentificationGallery
@@ -120,7 +121,8 @@ def _save(judges: Judges, path: Path) -> None:
         "classifier": evaluator.classifier.state_dict(),
         "check": judges.check.to_dict(),
     }
-    torch.save(state, path)
+    with atomic_output(path) as temporary:
+        torch.save(state, temporary)
 
 
 def _load(path: Path, private: LabelledImages, budget: EvaluatorBudgetConfig, fingerprint: str) -> Judges:

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from common.errors import InputError
+from common.files import atomic_output
 from evaluation.images import ImageBatch, as_float_nhwc
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ def _padded_range(values: np.ndarray, floor: float, ceiling: float) -> tuple[flo
 
 def _save(figure: plt.Figure, path: str | Path) -> Path:
     target = Path(path)
-    figure.savefig(target, dpi=_DPI)
+    with atomic_output(target) as temporary:
+        figure.savefig(temporary, dpi=_DPI)
     plt.close(figure)
     return target

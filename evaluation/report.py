@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from common.errors import InputError
+from common.files import atomic_write_text, read_json
 from evaluation.measures import (
     DEFAULT_ALPHA,
     DEFAULT_BETA,
@@ -212,7 +213,7 @@ def read_run_report(path: str | Path) -> RunReport:
     file = file / REPORT_JSON if file.is_dir() else file
     if not file.is_file():
         raise InputError(f"{file}: no report here; run `hybridmask evaluate` on the run first")
-    return RunReport.from_dict(json.loads(file.read_text(encoding="utf-8")))
+    return RunReport.from_dict(read_json(file, "run `hybridmask evaluate` on the run again"))
 
 
 def write_comparison(reports: Sequence[RunReport], out_dir: str | Path) -> dict[str, Path]:
@@ -381,6 +382,4 @@ def _outcome_from_json(values: Mapping[str, Any]) -> AttackOutcome:
 
 def _write_text(path: Path, text: str) -> None:
     """Write through a temporary file and rename, so a reader never sees half a report."""
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    temporary.replace(path)
+    atomic_write_text(path, text)

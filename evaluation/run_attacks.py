@@ -16,7 +16,6 @@ two settings coincide there and only "unknown" is run.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from common.errors import InputError
+from common.files import atomic_output, atomic_write_json, read_json
 from evaluation.attacks.base import KEY_SETTINGS, AttackBudgetConfig, AttackContext, AttackResult, KeySetting
 from evaluation.attacks.gan import GanCache
 from evaluation.attacks.knowledge import describe_knowledge
@@ -228,14 +228,13 @@ def write_attack_record(
     json_path, npz_path = record_paths(run_dir, attack, setting)
     json_path.parent.mkdir(parents=True, exist_ok=True)
     indices = result.target_indices if result.target_indices is not None else torch.full_like(result.target_labels, -1)
-    temporary = npz_path.with_name(npz_path.stem + ".tmp.npz")
-    np.savez_compressed(
-        temporary,
-        reconstructions=to_uint8(result.reconstructions.numpy()),
-        labels=result.target_labels.numpy(),
-        original_indices=indices.numpy(),
-    )
-    temporary.replace(npz_path)
+    with atomic_output(npz_path) as temporary:
+        np.savez_compressed(
+            temporary,
+            reconstructions=to_uint8(result.reconstructions.numpy()),
+            labels=result.target_labels.numpy(),
+            original_indices=indices.numpy(),
+        )
     record = public_settings(
         {
             "attack": attack,
@@ -256,14 +255,16 @@ def write_attack_record(
         },
         path="attack record",
     )
-    json_path.write_text(json.dumps(json_ready(record), indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    atomic_write_json(json_path, json_ready(record), allow_nan=False)
 
 
 def read_attack_records(run_dir: Path) -> list[dict[str, Any]]:
     """The attack records of a run, in ATTACK_NAMES order, known before unknown."""
     folder = run_dir / ATTACKS_DIR
     records = (
-        [json.loads(path.read_text(encoding="utf-8")) for path in folder.glob("*-*.json")] if folder.is_dir() else []
+        [read_json(path, f"delete it and run `hybridmask attack {run_dir}` again") for path in folder.glob("*-*.json")]
+        if folder.is_dir()
+        else []
     )
     order = {name: index for index, name in enumerate(ATTACK_NAMES)}
     return sorted(

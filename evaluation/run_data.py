@@ -8,7 +8,6 @@ public split (the attacker's own faces). Nothing here needs or reads the key.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 
 from common.errors import InputError
+from common.files import read_json
 from trainers.checkpoints import MODEL_FILE, load_model
 from trainers.model import FaceModel
 from trainers.run import SUMMARY_FILE
@@ -84,7 +84,7 @@ def check_run_dir(run_dir: str | Path) -> Path:
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
-    return json.loads((run_dir / SUMMARY_FILE).read_text(encoding="utf-8"))
+    return read_json(run_dir / SUMMARY_FILE, f"train the run again (`hybridmask train --out {run_dir}`)")
 
 
 def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> RunData:
@@ -117,7 +117,7 @@ def prepared_folder_of(data_dir: Path) -> Path:
     manifest_path = data_dir / MANIFEST_NAME
     if not manifest_path.is_file():
         raise InputError(f"{data_dir} has no {MANIFEST_NAME}; the run's data folder was moved or deleted")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest = read_json(manifest_path, "make the data folder again (`hybridmask prepare` or `mask`)")
     if manifest.get("kind") != "masked":
         return data_dir
     source = manifest.get("source_data_dir")

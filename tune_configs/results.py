@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common.files import atomic_output, atomic_write_text
 from tune_configs.space import SearchSpace
 from tune_configs.trial import SCORE_FIELDS, TrialSetup, trial_config
 
@@ -70,7 +71,7 @@ def write_results(rows: Sequence[TrialRow], out: Path, space: SearchSpace, say: 
     _write_csv(ordered, keys, out / RESULTS_CSV)
     finished = [row for row in ordered if row.overall is not None]
     front = {finished[i].trial_id for i in pareto_front([_plane(row) for row in finished])}
-    (out / RESULTS_MD).write_text(_markdown(ordered, keys, space, front), encoding="utf-8")
+    atomic_write_text(out / RESULTS_MD, _markdown(ordered, keys, space, front))
     if finished:
         _pareto_figure(finished, front, out / PARETO_PNG)
         best = finished[0]
@@ -93,7 +94,7 @@ def _plane(row: TrialRow) -> tuple[float, float]:
 
 def _write_csv(rows: Sequence[TrialRow], keys: list[str], path: Path) -> None:
     columns = ["rank", "trial_id", "status", *keys, "epoch", "verification_accuracy", *SCORE_FIELDS]
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    with atomic_output(path) as temporary, temporary.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for rank, row in enumerate(rows, 1):
@@ -163,5 +164,6 @@ def _pareto_figure(rows: Sequence[TrialRow], front: set[str], path: Path) -> Non
     axes.grid(alpha=0.3)
     axes.legend(fontsize=8, loc="best")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    with atomic_output(path) as temporary:
+        figure.savefig(temporary, dpi=120)
     plt.close(figure)

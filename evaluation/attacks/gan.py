@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from common.files import atomic_output
 from evaluation.attacks.networks import Discriminator, VectorDecoder, resize
 from evaluation.attacks.training import seeded
 from evaluation.budgets import WhiteboxBudgetConfig
@@ -100,9 +101,11 @@ class GanCache:
             prior = train_gan(images, budget, size, seed, device)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(
-                    {"generator": prior.generator.state_dict(), "discriminator": prior.discriminator.state_dict()}, path
-                )
+                with atomic_output(path) as temporary:
+                    torch.save(
+                        {"generator": prior.generator.state_dict(), "discriminator": prior.discriminator.state_dict()},
+                        temporary,
+                    )
         self._priors[name] = prior
         return prior
 

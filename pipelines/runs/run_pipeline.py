@@ -15,7 +15,6 @@ interrupted run continues where it stopped when the same command is run again.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 import yaml
 
 from common.errors import InputError
+from common.files import atomic_write_json, atomic_write_text, read_json
 from evaluation.budgets import BudgetConfig
 from pipelines.client.keyfile import default_key_path, read_key_file
 from pipelines.runs.experiment_config import ExperimentConfig
@@ -147,7 +147,7 @@ def finished_run(run_dir: Path, config: ExperimentConfig) -> bool:
     if not (summary_path.is_file() and config_path.is_file()):
         return False
     saved = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    summary = json.loads(summary_path.read_text(encoding="utf-8"))
+    summary = read_json(summary_path, f"delete {run_dir} and re-run to train it again")
     return saved == to_dict(config.train_config()) and summary.get("epochs") == config.optim.epochs
 
 
@@ -178,8 +178,8 @@ def _write_comparison_report(
 ) -> dict[str, Any]:
     rows = []
     for _report, run_dir in zip(reports, run_dirs):
-        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
-        row = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+        summary = read_json(run_dir / "summary.json", f"delete {run_dir} and re-run to train it again")
+        row = read_json(run_dir / "report.json", "re-run the same command to evaluate it again")
         row.update(
             {key: summary[key] for key in ("tar_at_far_1e-3", "mean_k", "strategy", "k_histogram") if key in summary}
         )
@@ -200,8 +200,8 @@ def _write_comparison_report(
             "key_setting": spec.key_setting,
         },
     }
-    (spec.out / REPORT_JSON).write_text(json.dumps(comparison, indent=2, allow_nan=False) + "\n", encoding="utf-8")
-    (spec.out / REPORT_MD).write_text(_comparison_markdown(comparison), encoding="utf-8")
+    atomic_write_json(spec.out / REPORT_JSON, comparison, allow_nan=False)
+    atomic_write_text(spec.out / REPORT_MD, _comparison_markdown(comparison))
     return comparison
 
 
