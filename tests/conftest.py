@@ -9,6 +9,13 @@ import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
+
+@pytest.fixture(autouse=True, scope="session")
+def _keys_made_by_tests_stay_in_a_temporary_config_folder(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`run` and `demo` keep the key they make under $XDG_CONFIG_HOME; tests must not write to the user's."""
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config"))
+
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("HYBRIDMASK_SHARED_DATA", REPO_ROOT.parent / "shared" / "data"))
 

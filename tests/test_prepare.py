@@ -11,8 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from common.errors import InputError
+from common.limits import MAX_IMAGE_PIXELS
 from pipelines.cli import main as cli
-from pipelines.data.face_images import CORRUPT, NOT_AN_IMAGE, Rejection, decode
+from pipelines.data.face_images import CORRUPT, NOT_AN_IMAGE, TOO_LARGE, Rejection, decode
 from pipelines.data.prepare import PrepareConfig, prepare_folder, read_manifest
 from trainers.schema import IMAGE_SCHEMA, PAIRS_NAME, SPLITS, decode_pixels, read_split
 
@@ -202,6 +203,47 @@ def test_truncated_files_are_rejected_as_corrupt_not_half_decoded(extension: str
         outcome = decode(data[:keep])
         assert isinstance(outcome, Rejection) and outcome.kind == CORRUPT, (extension, keep)
     assert decode(b"Photo taken in 2019, not a picture itself").kind == NOT_AN_IMAGE
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims width x height in its header (with a tiny, wrong IDAT): the size, never decoded."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
+
+
+def test_images_above_the_pixel_cap_are_skipped_from_their_header_before_decoding() -> None:
+    outcome = decode(png_header_only(12000, 12000))
+    assert isinstance(outcome, Rejection) and outcome.kind == TOO_LARGE
+    assert outcome.reason == f"too large: 12000x12000 pixels, at most {MAX_IMAGE_PIXELS} are decoded"
+    big_jpeg = encoded(np.zeros((7000, 6000), np.uint8), ".jpg")  # 42 MP: just over the cap, a real file
+    assert decode(big_jpeg).kind == TOO_LARGE
+    assert not isinstance(decode(encoded(face_like(1, 400, 300), ".jpg")), Rejection)
+
+
+def test_the_cli_gives_opencv_the_pixel_cap_for_formats_whose_header_is_not_checked(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    big = tmp_path / "big.png"
+    big.write_bytes(encoded(np.zeros((7000, 6000), np.uint8), ".png"))
+    program = (
+        "import pipelines.cli.main, cv2, numpy as np, sys\n"
+        "try:\n    cv2.imdecode(np.fromfile(sys.argv[1], np.uint8), cv2.IMREAD_ANYCOLOR)\n"
+        "except cv2.error as error:\n    print('refused' if 'MAX_IMAGE_PIXELS' in str(error) else error)\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "OPENCV_IO_MAX_IMAGE_PIXELS"}
+    result = subprocess.run(
+        [sys.executable, "-c", program, str(big)], capture_output=True, text=True, env=environment, timeout=120
+    )
+    assert result.stdout.strip() == "refused", result.stderr
 
 
 def test_same_seed_gives_byte_identical_output_and_a_rerun_keeps_it_and_what_lies_beside_it(

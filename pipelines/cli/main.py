@@ -12,6 +12,9 @@ import os
 import sys
 
 from common.errors import InputError
+from common.limits import limit_image_decoding
+
+limit_image_decoding()  # before any verb imports cv2
 
 VERB_MODULES = (
     "pipelines.cli.commands.demo",

@@ -8,12 +8,19 @@ Pure function of its inputs, so it can run in worker processes.
 
 from __future__ import annotations
 
+import io
+import warnings
 from dataclasses import dataclass
 
-import cv2
-import numpy as np
+from common.limits import MAX_IMAGE_PIXELS, limit_image_decoding
 
-from pipelines.data import alignment
+limit_image_decoding()  # when this module is the first to import cv2
+
+import cv2  # noqa: E402 -- after its pixel limit is set
+import numpy as np  # noqa: E402
+from PIL import Image, UnidentifiedImageError  # noqa: E402
+
+from pipelines.data import alignment  # noqa: E402
 
 COLOR_MODES = ("keep", "gray", "rgb")
 
@@ -21,6 +28,7 @@ EMPTY = "empty file"
 NOT_AN_IMAGE = "not an image"
 CORRUPT = "corrupt or truncated"
 TOO_SMALL = "too small"
+TOO_LARGE = "too large"
 
 _IMAGE_SIGNATURES = (
     b"\xff\xd8\xff",  # JPEG
@@ -57,7 +65,7 @@ class Face:
 
 @dataclass(frozen=True)
 class Rejection:
-    kind: str  # one of EMPTY, NOT_AN_IMAGE, CORRUPT, TOO_SMALL
+    kind: str  # one of EMPTY, NOT_AN_IMAGE, CORRUPT, TOO_SMALL, TOO_LARGE
     reason: str  # what the manifest says, with details
 
 
@@ -70,11 +78,33 @@ def looks_like_image(data: bytes) -> bool:
     return data[:2] in _PNM_MAGIC and data[2:3].isspace()
 
 
+def header_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the image header alone, without decoding the pixels; None when it cannot be read."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit decides, below
+            with Image.open(io.BytesIO(data)) as image:
+                return image.size
+    except Image.DecompressionBombError:
+        return (MAX_IMAGE_PIXELS + 1, 1)  # larger than Pillow's own ceiling, so larger than ours
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
+        return None
+
+
 def decode(data: bytes) -> np.ndarray | Rejection:
     """uint8 pixels, height x width (gray) or height x width x 3 (BGR), whatever the source depth or alpha."""
     if not data:
         return Rejection(EMPTY, EMPTY)
-    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_ANYCOLOR)
+    size = header_size(data)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        width, height = size
+        return Rejection(TOO_LARGE, f"{TOO_LARGE}: {width}x{height} pixels, at most {MAX_IMAGE_PIXELS} are decoded")
+    try:
+        image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_ANYCOLOR)
+    except cv2.error as error:  # OpenCV's own pixel limit, for headers Pillow cannot read
+        if "MAX_IMAGE_PIXELS" in str(error):
+            return Rejection(TOO_LARGE, f"{TOO_LARGE}: more than {MAX_IMAGE_PIXELS} pixels")
+        return Rejection(CORRUPT, CORRUPT)
     if image is None or image.size == 0:
         kind = CORRUPT if looks_like_image(data) else NOT_AN_IMAGE
         return Rejection(kind, kind)
