@@ -56,6 +56,7 @@ def evaluate_runs(
     baseline_accuracy = float(read_summary(baseline_dir)["verification_accuracy"])
     for folder in folders:
         check_same_data(folder, baseline_dir)
+    target = comparison_folder(folders, out_dir) if len(folders) > 1 else None
     say = progress or (lambda message: None)
     reports = []
     for folder in folders:
@@ -63,11 +64,25 @@ def evaluate_runs(
             evaluate_run(folder, baseline_accuracy, caches or AttackCaches(folder / ATTACKS_DIR / CACHE_DIR), say)
         )
         say(f"{folder.name}: report written ({folder / 'report.md'})")
-    if len(reports) > 1:
-        target = Path(out_dir) if out_dir is not None else Path(os.path.commonpath([str(f.resolve()) for f in folders]))
+    if target is not None:
         paths = write_comparison(reports, target)
         say(f"comparison written: {paths['markdown']}, {paths['scatter']}")
     return reports
+
+
+def comparison_folder(folders: Sequence[Path], out_dir: str | Path | None) -> Path:
+    """--out, or the runs' common parent when that is a folder of their own (never / or the home folder)."""
+    if out_dir is not None:
+        target = Path(out_dir)
+        if target.exists() and not target.is_dir():
+            raise InputError(f"--out {target} is a file; give a folder for the comparison")
+        return target
+    common = Path(os.path.commonpath([str(folder.resolve()) for folder in folders]))
+    if common == Path(common.anchor) or common == Path.home():
+        raise InputError(
+            f"the runs share no folder of their own (only {common}); pass --out DIR for the comparison report"
+        )
+    return common
 
 
 def check_attacked(run_dir: str | Path) -> Path:

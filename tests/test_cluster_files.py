@@ -57,6 +57,15 @@ def test_cluster_yaml_has_cpu_head_gpu_workers_and_installs_the_project(cluster_
     assert cluster_config["file_mounts"]["~/hybridmask"] == "."
 
 
+def test_cluster_yaml_keeps_the_dashboard_on_loopback_the_token_owner_only_and_data_local(
+    cluster_config: dict,
+) -> None:
+    head_start = " ".join(cluster_config["head_start_ray_commands"])
+    assert "--dashboard-host=127.0.0.1" in head_start and "0.0.0.0" not in head_start
+    assert "chmod 600 ~/.ray/auth_token" in " ".join(cluster_config["setup_commands"])
+    assert ".rayignore" in cluster_config["rsync_filter"]
+
+
 def test_cluster_yaml_turns_token_authentication_on_for_every_node(cluster_config: dict) -> None:
     assert cluster_config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
     for key in ("head_start_ray_commands", "worker_start_ray_commands"):
@@ -88,7 +97,7 @@ def test_submit_entry_defaults_ray_address_to_the_running_cluster_and_keeps_a_gi
     assert os.environ["RAY_ADDRESS"] == "auto"
 
 
-def test_working_dir_upload_leaves_keys_and_git_history_behind(tmp_path: Path) -> None:
+def test_working_dir_upload_leaves_keys_data_and_git_history_behind(tmp_path: Path) -> None:
     """Ray's own packaging of a working dir, with this repository's ignore files."""
     from ray._private.runtime_env.packaging import create_package
 
@@ -100,8 +109,23 @@ def test_working_dir_upload_leaves_keys_and_git_history_behind(tmp_path: Path) -
     shutil.copy(REPO_ROOT / "pipelines" / "cli" / "main.py", checkout / "pipelines" / "cli" / "main.py")
     (checkout / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
     (checkout / "client.key").write_bytes(os.urandom(32))
+    data_files = [  # what README's examples create at the root, and faces or shards anywhere else
+        "prepared/private/part-00000.parquet",
+        "prepared/manifest.json",
+        "masked/verify/part-00000.parquet",
+        "runs/adaptive/model.pt",
+        "sweep/trials/t1/summary.json",
+        "hybridmask-demo/report.md",
+        "my_faces/alice/0001.jpg",
+        "my_faces/bob/0001.pgm",
+        "notes/shard.parquet",
+    ]
+    for name in data_files:
+        (checkout / name).parent.mkdir(parents=True, exist_ok=True)
+        (checkout / name).write_bytes(b"data")
     package = tmp_path / "package.zip"
     create_package(str(checkout), package, include_gitignore=True)
     names = zipfile.ZipFile(package).namelist()
     assert "pipelines/cli/main.py" in names
     assert not [name for name in names if name.endswith(".key") or name.startswith(".git/")], names
+    assert not [name for name in names if name in data_files], names

@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 
+from common import __version__
 from common.errors import InputError
 from common.limits import limit_image_decoding
 
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="hybridmask",
         description="Train face recognition on privacy-masked faces and measure, with real attacks, how private it stays.",
     )
+    parser.add_argument("--version", action="version", version=f"hybridmask {__version__}")
     subparsers = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for module_name in VERB_MODULES:
         importlib.import_module(module_name).register(subparsers)

@@ -48,7 +48,7 @@ def split_sizes(num_identities: int, fractions: tuple[float, ...]) -> dict[str, 
         shares = ", ".join(f"{split}={count}" for split, count in result.items())
         raise InputError(
             f"fewer identities than the splits need: {num_identities} usable identities give {shares}, "
-            f"and each split needs at least {MIN_IDENTITIES_PER_SPLIT}; add identities or change --splits"
+            f"and each split needs at least {MIN_IDENTITIES_PER_SPLIT}; add identities, or prepare the data yourself with other fractions (`hybridmask prepare --splits`)"
         )
     return result
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import argparse
 
+CLI_DEFAULT_RATIO = 0.5
+"""masking.ppfr.DEFAULT_MASKING_RATIO, written out so `--help` needs no torch (a test holds them equal)."""
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -16,9 +19,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--ratio",
         type=float,
-        default=None,
-        help="fraction of frequency channels removed, highest energy first, in [0, 1) "
-        "(default: masking.ppfr.DEFAULT_MASKING_RATIO)",
+        default=CLI_DEFAULT_RATIO,
+        help="fraction of frequency channels removed, highest energy first, in [0, 1) (default: %(default)s)",
     )
     parser.add_argument("--batch-size", type=int, default=256, help="images per batch (default: %(default)s)")
     parser.add_argument(
@@ -28,13 +30,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from masking.ppfr import DEFAULT_MASKING_RATIO
     from pipelines.client.keyfile import read_key_file
     from pipelines.client.masking_io import mask_dataset
 
     key = read_key_file(args.key)
-    ratio = DEFAULT_MASKING_RATIO if args.ratio is None else args.ratio
-    manifest = mask_dataset(args.data_dir, key, args.out, ratio=ratio, batch_size=args.batch_size, device=args.device)
+    manifest = mask_dataset(
+        args.data_dir, key, args.out, ratio=args.ratio, batch_size=args.batch_size, device=args.device
+    )
     settings = manifest["masking"]
     counts = ", ".join(f"{count} {split}" for split, count in manifest["counts"].items())
     print(

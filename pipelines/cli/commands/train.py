@@ -15,7 +15,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="DATA_DIR",
         help="prepared folder (with --key for masked defences) or masked folder",
     )
-    parser.add_argument("--defense", metavar="NAME", help="none | ppfr_fd | mixup | hybrid_fixed | hybrid_adaptive")
+    parser.add_argument(
+        "--defense",
+        metavar="NAME",
+        help="none | ppfr_fd | mixup | hybrid_fixed | hybrid_adaptive; required unless --config (or --set "
+        "defense.name=...) names it",
+    )
     parser.add_argument(
         "--out",
         required=True,
@@ -63,13 +68,20 @@ def config_overrides(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
 
+    from common.errors import InputError
     from pipelines.client.keyfile import read_key_file
     from pipelines.runs.experiment_config import load_experiment
     from pipelines.runs.training import run_training
 
+    if args.defense is None and args.config is None and not any(v.startswith("defense.name=") for v in args.set):
+        raise InputError(
+            "train needs a defence: pass --defense NAME (none, ppfr_fd, mixup, hybrid_fixed or hybrid_adaptive)"
+        )
     config = load_experiment(args.config, config_overrides(args))
     key = read_key_file(args.key) if args.key else None
+    print(f"training defence {config.defense.name} into {args.out}", file=sys.stderr, flush=True)
     summary = run_training(args.data, args.out, config, key=key, storage_path=args.storage)
     print(
         json.dumps(
