@@ -32,7 +32,7 @@ from evaluation.run_attacks import (
     read_reconstructions,
     torch_threads,
 )
-from evaluation.run_data import check_run_dir, load_run, prepared_folder_of, read_summary
+from evaluation.run_data import check_run_dir, load_run, prepared_folder_of, read_summary, training_data_dir
 from evaluation.server_view import PublicDefenseConfig, ServerTargets, build_server_targets, server_renderings
 from trainers.checkpoints import MODEL_FILE
 from trainers.config_io import from_dict
@@ -124,7 +124,7 @@ def check_same_data(folder: Path, baseline_dir: Path) -> None:
 
 def _prepared_of(folder: Path) -> Path:
     saved = torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True)
-    return prepared_folder_of(Path(saved["dataset"]["data_dir"])).resolve()
+    return prepared_folder_of(training_data_dir(saved["dataset"], folder)).resolve()
 
 
 def evaluate_run(run_dir: Path, baseline_accuracy: float, caches: AttackCaches, say: Progress) -> RunReport:

@@ -8,6 +8,9 @@ public split (the attacker's own faces). Nothing here needs or reads the key.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ import torch
 from common.errors import InputError
 from common.files import read_json
 from trainers.checkpoints import MODEL_FILE, load_model
+from trainers.dataset_info import inspect_dataset
 from trainers.model import FaceModel
 from trainers.run import SUMMARY_FILE
 from trainers.schema import MANIFEST_NAME, decode_features, decode_pixels, read_split, split_dir
@@ -87,12 +91,67 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
     return read_json(run_dir / SUMMARY_FILE, f"train the run again (`hybridmask train --out {run_dir}`)")
 
 
+@dataclass(frozen=True)
+class DataLocations:
+    """Where a run's data lies now when not at the absolute paths recorded at training time (`--data`): e.g.
+    after a cluster run, on a machine that mounts the shared storage elsewhere. Each folder is checked to hold
+    the data the run was trained on before it is used."""
+
+    masked: Path | None = None
+    prepared: Path | None = None
+
+    @classmethod
+    def from_folders(cls, folders: list[str]) -> DataLocations:
+        """`--data` folders sorted by kind: at most one masked and one prepared folder."""
+        found: dict[str, Path] = {}
+        for text in folders:
+            folder = Path(text)
+            manifest = read_json(folder / MANIFEST_NAME, f"--data {folder} must be a prepared or masked folder")
+            kind = "masked" if manifest.get("kind") == "masked" else "prepared"
+            if kind in found:
+                raise InputError(f"--data names two {kind} folders ({found[kind]}, {folder}); give one of each kind")
+            found[kind] = folder
+        return cls(**found)
+
+
+_LOCATIONS: ContextVar[DataLocations | None] = ContextVar("data_locations", default=None)
+
+
+@contextlib.contextmanager
+def data_locations(locations: DataLocations) -> Iterator[None]:
+    """Within the block, runs read their data from `locations` instead of the recorded paths."""
+    token = _LOCATIONS.set(locations)
+    try:
+        yield
+    finally:
+        _LOCATIONS.reset(token)
+
+
+def training_data_dir(dataset: dict[str, Any], run_dir: Path) -> Path:
+    """The folder the run trained on: the recorded path, or the `--data` folder of its kind (checked to match)."""
+    locations = _LOCATIONS.get() or DataLocations()
+    moved = locations.masked if dataset["representation"] == "masked" else locations.prepared
+    if moved is None:
+        return _existing_folder(Path(dataset["data_dir"]), f"the data folder {run_dir} trained on")
+    info = inspect_dataset(moved)
+    recorded = tuple(dataset[name] for name in _SAME_DATA_FIELDS)
+    if tuple(getattr(info, name) for name in _SAME_DATA_FIELDS) != recorded:
+        raise InputError(
+            f"--data {moved} is not the data {run_dir} trained on ({dict(zip(_SAME_DATA_FIELDS, recorded))} then); "
+            "give the folder it trained on"
+        )
+    return moved
+
+
+_SAME_DATA_FIELDS = ("representation", "channels", "size", "num_classes", "num_train_rows")
+
+
 def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> RunData:
     folder = check_run_dir(run_dir)
     summary = read_summary(folder)
     model, saved = load_model(folder / MODEL_FILE, device=device)
     dataset = saved["dataset"]
-    data_dir = _existing_folder(Path(dataset["data_dir"]), f"the data folder {folder} trained on")
+    data_dir = training_data_dir(dataset, folder)
     prepared_dir = prepared_folder_of(data_dir)
     private = read_images(prepared_dir, "private")
     masked = None
@@ -120,6 +179,12 @@ def prepared_folder_of(data_dir: Path) -> Path:
     manifest = read_json(manifest_path, "make the data folder again (`hybridmask prepare` or `mask`)")
     if manifest.get("kind") != "masked":
         return data_dir
+    moved = (_LOCATIONS.get() or DataLocations()).prepared
+    if moved is not None:
+        prepared = read_json(moved / MANIFEST_NAME, f"--data {moved} must be a prepared folder")
+        if prepared.get("source_fingerprint") != manifest.get("source_fingerprint"):
+            raise InputError(f"--data {moved} holds other faces than {data_dir} was masked from; give that folder")
+        return moved
     source = manifest.get("source_data_dir")
     if not source:
         raise InputError(
@@ -168,5 +233,5 @@ def read_masked_aligned(data_dir: Path, image_ids: torch.Tensor) -> torch.Tensor
 
 def _existing_folder(path: Path, what: str) -> Path:
     if not path.is_dir():
-        raise InputError(f"{what} ({path}) does not exist; it must stay where it was when the run trained")
+        raise InputError(f"{what} ({path}) does not exist here; pass --data with the folder where it lies now")
     return path

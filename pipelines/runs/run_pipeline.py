@@ -82,10 +82,20 @@ class PipelineConfig:
 
 def run_pipeline(spec: PipelineConfig, say: Say = print) -> dict[str, Any]:
     """Run (or continue) the whole pipeline; returns the comparison written to OUT/report.json."""
+    spec.validate()
+    created = not spec.out.exists()
+    try:
+        return _run_steps(spec, say)
+    except BaseException:
+        if created and spec.out.is_dir() and not any(spec.out.iterdir()):
+            spec.out.rmdir()  # failed before its first output: leave no empty folder behind
+        raise
+
+
+def _run_steps(spec: PipelineConfig, say: Say) -> dict[str, Any]:
     from evaluation.evaluate_runs import evaluate_runs
     from evaluation.run_attacks import AttackCaches
 
-    spec.validate()
     started = time.perf_counter()
     spec.out.mkdir(parents=True, exist_ok=True)
     data_dir = spec.data_step(spec.out) if spec.data_step is not None else spec.out / "data"

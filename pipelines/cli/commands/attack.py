@@ -28,7 +28,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--key", metavar="KEYFILE", help="the client's key file, needed by the known setting on masked defences"
     )
     add_budget_options(parser)
+    add_data_option(parser)
     parser.set_defaults(handler=run)
+
+
+def add_data_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="where the run's data lies now, if not at the paths recorded when it trained (e.g. shared storage "
+        "mounted elsewhere): the masked folder it trained on and/or the prepared folder; repeat for both",
+    )
+
+
+def data_locations_from(args: argparse.Namespace):
+    """A context in which runs read their data from the --data folders."""
+    from evaluation.run_data import DataLocations, data_locations
+
+    return data_locations(DataLocations.from_folders(args.data))
 
 
 def add_budget_options(parser: argparse.ArgumentParser) -> None:
@@ -74,9 +93,10 @@ def run(args: argparse.Namespace) -> int:
     key = read_key_file(args.key) if args.key else None
     plan_attacks(args.run_dir, args.attacks, args.key_setting, key)  # every input error before any work
     caches = AttackCaches(Path(args.cache_dir)) if args.cache_dir else None
-    outcomes = attack_run(
-        args.run_dir, args.attacks, args.key_setting, key, budgets, caches, progress_printer(args.quiet)
-    )
+    with data_locations_from(args):
+        outcomes = attack_run(
+            args.run_dir, args.attacks, args.key_setting, key, budgets, caches, progress_printer(args.quiet)
+        )
     print(f"{'attack':<10} {'key':<8} {'SSIM':>6} {'PSNR':>6} {'dlib top-1':>9} {'dlib top-5':>9} {'cls top-1':>10}")
     for name, by_setting in outcomes.items():
         for setting, o in by_setting.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from pipelines.cli.commands.attack import progress_printer
+from pipelines.cli.commands.attack import add_data_option, data_locations_from, progress_printer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--cache-dir", metavar="DIR", help="evaluators shared between runs (default: RUN_DIR/attacks/cache)"
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    add_data_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -36,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from evaluation.run_attacks import AttackCaches
 
     caches = AttackCaches(Path(args.cache_dir)) if args.cache_dir else None
-    reports = evaluate_runs(args.run_dirs, args.baseline, args.out, caches, progress_printer(args.quiet))
+    with data_locations_from(args):
+        reports = evaluate_runs(args.run_dirs, args.baseline, args.out, caches, progress_printer(args.quiet))
     print(
         f"{'defence':<18} {'S1':>6} {'S2':>6} {'S3':>6} {'S4':>6} {'score_pp':>9} {'score_cls':>10} {'overall':>8} {'verif.':>7}"
     )

@@ -116,11 +116,19 @@ def prepared_data_step(source: Path, size: int):
     """Checks SRC now; the step it returns uses a prepared folder as is, or prepares a folder of people into
     OUT/data (a re-run rewrites it identically, or stops if SRC has changed)."""
     from common.errors import InputError
+    from common.files import read_json
     from pipelines.data.prepare import PrepareConfig, prepare_folder
     from trainers.schema import MANIFEST_NAME
 
     if not source.is_dir():
         raise InputError(f"--data {source} is not a folder; give a prepared folder or one with a sub-folder per person")
+    if (source / MANIFEST_NAME).is_file():
+        manifest = read_json(source / MANIFEST_NAME, f"prepare {source} again, or give the folder of faces")
+        if manifest.get("kind") == "masked":
+            raise InputError(
+                f"--data {source} holds masked data; this command masks itself: give the prepared folder "
+                f"({manifest.get('source_data_dir', 'from `hybridmask prepare`')}) or the folder of faces"
+            )
     options = PrepareConfig(size=size)
     options.validate()
 

@@ -1,0 +1,58 @@
+"""`attack`/`evaluate --data`: a run's data read from where it lies now, checked to be the data it trained on."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from pathlib import Path
+
+import pytest
+
+from common.errors import InputError
+from evaluation.run_data import DataLocations, data_locations, prepared_folder_of, training_data_dir
+from trainers.dataset_info import inspect_dataset
+
+
+def recorded(data_dir: Path, moved_to: Path) -> dict:
+    """What model.pt records of the data a run trained on, as if it had trained at `moved_to` (gone now)."""
+    fields = dataclasses.asdict(inspect_dataset(data_dir))
+    fields.pop("manifest")
+    return {**fields, "data_dir": str(moved_to)}
+
+
+def test_a_missing_recorded_folder_names_the_data_flag(masked_synthetic_faces: Path, tmp_path: Path) -> None:
+    dataset = recorded(masked_synthetic_faces, tmp_path / "cluster" / "masked")
+    with pytest.raises(InputError, match="does not exist here; pass --data"):
+        training_data_dir(dataset, tmp_path / "run")
+
+
+def test_data_folders_stand_in_for_the_recorded_paths_when_they_hold_the_same_data(
+    synthetic_faces: Path, masked_synthetic_faces: Path, tmp_path: Path
+) -> None:
+    masked = shutil.copytree(masked_synthetic_faces, tmp_path / "here" / "masked")
+    prepared = shutil.copytree(synthetic_faces, tmp_path / "here" / "prepared")
+    dataset = recorded(masked_synthetic_faces, tmp_path / "cluster" / "masked")
+    with data_locations(DataLocations.from_folders([str(prepared), str(masked)])):
+        assert training_data_dir(dataset, tmp_path / "run") == masked
+        assert prepared_folder_of(masked) == prepared
+    assert prepared_folder_of(masked) == synthetic_faces  # outside the block: the path the manifest records
+
+
+def test_a_data_folder_of_other_data_is_refused(
+    synthetic_faces: Path, masked_synthetic_faces: Path, tmp_path: Path
+) -> None:
+    from pipelines.data.prepare import PrepareConfig
+    from pipelines.data.synth import prepare_synthetic
+
+    other = tmp_path / "other"
+    prepare_synthetic(other, identities=12, images_per_identity=4, options=PrepareConfig(size=32))
+    with data_locations(DataLocations(prepared=other)):
+        with pytest.raises(InputError, match=f"--data {other} is not the data"):
+            training_data_dir(recorded(synthetic_faces, tmp_path / "gone"), tmp_path / "run")
+        with pytest.raises(InputError, match=f"--data {other} holds other faces"):
+            prepared_folder_of(masked_synthetic_faces)
+
+
+def test_two_folders_of_one_kind_are_refused(synthetic_faces: Path) -> None:
+    with pytest.raises(InputError, match="two prepared folders"):
+        DataLocations.from_folders([str(synthetic_faces), str(synthetic_faces)])
