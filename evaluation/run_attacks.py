@@ -32,6 +32,7 @@ from evaluation.attacks.base import KEY_SETTINGS, AttackBudgetConfig, AttackCont
 from evaluation.attacks.gan import GanCache
 from evaluation.attacks.knowledge import describe_knowledge
 from evaluation.attacks.registry import ATTACK_NAMES, IDENTITY_ATTACKS, build_attack, steps_and_batch
+from evaluation.attacks.training import attack_progress
 from evaluation.budgets import BudgetConfig, load_budgets
 from evaluation.evaluators import Judges, JudgesCache
 from evaluation.images import to_uint8
@@ -160,8 +161,9 @@ def attack_run(
             started = time.perf_counter()
             ctx = attack_context(run, defense, name, setting, plan.key, budgets, device, image_targets, identities)
             attack = build_attack(name, budgets, run.image_shape[-1], caches.gans)
-            attack.fit(ctx)
-            result = attack.reconstruct(ctx)
+            with attack_progress(say, f"{plan.run_dir.name}: {name} (key {setting})"):
+                attack.fit(ctx)
+                result = attack.reconstruct(ctx)
             outcome = judges.evaluator.attack_outcome(result)
             seconds = time.perf_counter() - started
             write_attack_record(plan.run_dir, name, setting, result, outcome, ctx, judges, budgets, seconds)

@@ -28,6 +28,7 @@ from rl_env.settings import AdaptiveConfig
 from rl_env.strategies import StrategyConfig
 from trainers.config import TrainConfig
 from trainers.k_source import WindowReport
+from trainers.local_ray import start_ray
 from trainers.run import METRICS_FILE, SUMMARY_FILE, inspect_dataset, plan_epoch, train
 
 STRATEGY_DIR = "strategy"
@@ -91,6 +92,7 @@ def train_adaptive(
     strategy: StrategyConfig,
     adaptive: AdaptiveConfig,
     storage_path: str | None = None,
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """Train the hybrid_adaptive defence; returns the summary with the strategy's k statistics."""
     import ray
@@ -106,8 +108,7 @@ def train_adaptive(
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     plan = plan_epoch(config, inspect_dataset(data_dir))
-    if not ray.is_initialized():
-        ray.init()
+    start_ray()
 
     name = mailbox_name_for(run_dir)
     _remove_stale_mailbox(name)
@@ -136,6 +137,7 @@ def train_adaptive(
                 k_source=MailboxKSource(name, adaptive.timeout_s),
                 storage_path=storage_path,
                 write_summary=False,
+                quiet=quiet,
             )
         except BaseException as error:  # handed to the driver thread below
             outcome["error"] = error

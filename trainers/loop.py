@@ -30,6 +30,7 @@ from trainers.config_io import from_dict
 from trainers.dataset_info import DatasetInfo
 from trainers.k_source import KSource, WindowReport
 from trainers.model import FaceModel, build_face_model
+from trainers.progress import PROGRESS_EVERY_S, StepProgress
 from trainers.schema import PAIRS_NAME, read_split
 from trainers.verification import pair_scores, verify
 
@@ -194,6 +195,10 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     verification = _load_verification(info) if rank == 0 else None
     shard = ray.train.get_dataset_shard("train")
     total_windows = plan.windows_per_epoch * config.optim.epochs
+    every_s = loop_config.get("progress_every_s", PROGRESS_EVERY_S) if rank == 0 else 0.0
+    progress = StepProgress(
+        plan.batches_per_epoch * config.optim.epochs, plan.batches_per_epoch * start_epoch, every_s, label="  "
+    )
 
     for epoch in range(start_epoch, config.optim.epochs):
         started = time.perf_counter()
@@ -227,6 +232,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                     )
                 )
                 images_seen += len(batch["label"])
+                progress.step(len(batch["label"]))
             clean = (
                 _clean_loss(
                     inner,
@@ -279,7 +285,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
         metrics["epoch_seconds"] = time.perf_counter() - started
         history.append(metrics)
         if rank == 0:
-            _print_progress(metrics, config.optim.epochs)
+            if progress.enabled:
+                _print_progress(metrics, config.optim.epochs)
             with tempfile.TemporaryDirectory() as directory:
                 save_state(
                     directory,

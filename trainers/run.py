@@ -28,6 +28,8 @@ from trainers.config import TrainConfig
 from trainers.config_io import save_config, to_dict
 from trainers.dataset_info import DatasetInfo, inspect_dataset
 from trainers.k_source import FixedK, KSource
+from trainers.local_ray import start_ray
+from trainers.progress import PROGRESS_EVERY_S
 from trainers.schema import read_shard, split_dir
 
 MIN_CPUS_PER_WORKER = 0.5  # below this, workers only take turns on the same cores
@@ -151,6 +153,7 @@ def train(
     storage_path: str | None = None,
     summary_extra: dict[str, Any] | None = None,
     write_summary: bool = True,
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """Train one defence on a prepared or masked data folder; returns the summary (also in RUN_DIR/summary.json).
 
@@ -173,8 +176,7 @@ def train(
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     check_same_run(run_dir, config)
-    if not ray.is_initialized():
-        ray.init()
+    start_ray()
     data_context = ray.data.DataContext.get_current()
     data_context.enable_progress_bars = False  # epoch lines are the progress; bars and plans flood the logs
     data_context.print_on_execution_start = False
@@ -201,6 +203,7 @@ def train(
             "k_source": k_source,
             "public_masking": public_masking,
             "torch_threads": resources.torch_threads,
+            "progress_every_s": 0.0 if quiet else PROGRESS_EVERY_S,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=config.scale.workers,

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from common.errors import InputError
 from pipelines.runs.run_pipeline import KEY_FILE, PipelineConfig, client_key, train_defense
+from trainers.local_ray import start_ray
 from trainers.schema import MANIFEST_NAME
 from tune_configs.cleanup import ReleaseStoppedTrials
 from tune_configs.results import TrialRow, write_results
@@ -73,8 +74,7 @@ def run_sweep(spec: SweepConfig, say: Say = print) -> list[TrialRow]:
     spec.out.mkdir(parents=True, exist_ok=True)
     client_key(spec.out / KEY_FILE, say)
     baseline = _train_baseline(spec, say)
-    if not ray.is_initialized():
-        ray.init()
+    start_ray()
     # A token CPU share (Tune refuses an empty request): the trial's Ray Train workers reserve the real CPUs.
     trainable = tune.with_resources(run_trial, {"cpu": TRIAL_DRIVER_CPUS})
     state = spec.out / EXPERIMENT

@@ -55,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from evaluation.budgets import load_budgets
     from evaluation.run_attacks import parse_attack_names
     from pipelines.cli.commands.run import prepared_data_step
+    from trainers.local_ray import reserve_ray
     from tune_configs.space import load_space
     from tune_configs.sweep import SweepConfig, run_sweep
 
@@ -66,19 +67,24 @@ def run(args: argparse.Namespace) -> int:
     budget_overrides = tuple(value.removeprefix("budget.") for value in args.set)
     load_budgets(args.budget, list(budget_overrides))  # checked now, before any training
     out = Path(args.out)
+    space = load_space(args.space)
+    base_config = Path(args.config) if args.config else None
+    if base_config is not None and not base_config.is_file():
+        raise InputError(f"--config {base_config} does not exist")
+    attacks = parse_attack_names(args.attacks)
+    data_step = prepared_data_step(Path(args.data), args.size)
+    reserve_ray()  # every check above, and no second local Ray, before the data step writes anything
     spec = SweepConfig(
-        space=load_space(args.space),
-        data_dir=prepared_data_step(Path(args.data), args.size)(out),
+        space=space,
+        data_dir=data_step(out),
         out=out,
-        base_config=Path(args.config) if args.config else None,
+        base_config=base_config,
         samples=args.samples,
         resume=args.resume,
         budget_preset=args.budget,
         budget_overrides=budget_overrides,
-        attacks=parse_attack_names(args.attacks),
+        attacks=attacks,
         key_setting=args.key_setting,
     )
-    if spec.base_config is not None and not spec.base_config.is_file():
-        raise InputError(f"--config {spec.base_config} does not exist")
     run_sweep(spec)
     return 0

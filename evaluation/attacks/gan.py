@@ -18,7 +18,7 @@ import torch.nn.functional as F
 
 from common.files import atomic_output
 from evaluation.attacks.networks import Discriminator, VectorDecoder, resize
-from evaluation.attacks.training import seeded
+from evaluation.attacks.training import counted_steps, seeded
 from evaluation.budgets import WhiteboxBudgetConfig
 
 _BRIGHTNESS = 0.2  # the augmentation's brightness shift, as a fraction of the range
@@ -62,7 +62,7 @@ def train_gan(
     d_opt = torch.optim.Adam(prior.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     prior.generator.train()
     prior.discriminator.train()
-    for _ in range(budget.gan_steps):
+    for _ in counted_steps(budget.gan_steps, "GAN prior"):
         rows = torch.randint(len(real_pool), (budget.gan_batch_size,), generator=generator_rng)
         real = real_pool[rows].to(device)
         latents = torch.randn(budget.gan_batch_size, budget.latent_size, generator=generator_rng).to(device)

@@ -2,13 +2,42 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from typing import TypeVar
 
 import torch
 from torch import nn
 
+from trainers.progress import StepProgress
+
 M = TypeVar("M")
+
+_PROGRESS: ContextVar[tuple[Callable[[str], None], str] | None] = ContextVar("attack_progress", default=None)
+
+
+@contextlib.contextmanager
+def attack_progress(say: Callable[[str], None], label: str) -> Iterator[None]:
+    """Within the block, every attack loop reports its steps through `say`, prefixed by `label`."""
+    token = _PROGRESS.set((say, label))
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+def counted_steps(steps: int, what: str) -> Iterator[int]:
+    """range(steps) that reports progress (step, rate, time left) every few seconds inside `attack_progress`."""
+    current = _PROGRESS.get()
+    progress = (
+        StepProgress(steps, every_s=0.0)
+        if current is None
+        else StepProgress(steps, emit=current[0], label=f"{current[1]} {what}: ")
+    )
+    for step in range(steps):
+        yield step
+        progress.step()
 
 
 def seeded(seed: int, build: Callable[[], M]) -> M:
@@ -33,7 +62,7 @@ def optimize(
     for module in module_list:
         module.train()
     loss = torch.zeros(())
-    for _ in range(steps):
+    for _ in counted_steps(steps, "training"):
         loss = loss_of_batch()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

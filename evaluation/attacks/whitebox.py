@@ -22,6 +22,7 @@ from evaluation.attacks.base import AttackContext, AttackResult
 from evaluation.attacks.gan import GanCache, GanPrior, differentiable_augment
 from evaluation.attacks.knowledge import attacker_masker, device_of, images_to_model_input
 from evaluation.attacks.networks import resize
+from evaluation.attacks.training import counted_steps
 from evaluation.budgets import WhiteboxBudgetConfig
 from masking.masker import FrequencyMasker
 
@@ -58,7 +59,7 @@ class WhiteboxInversion:
         latents = torch.randn(len(labels), self.prior.latent_size, generator=generator).to(device).requires_grad_(True)
         optimizer = torch.optim.Adam([latents], lr=self.budget.inversion_lr)
         size = ctx.image_shape[-1]
-        for _ in range(self.budget.inversion_steps):
+        for _ in counted_steps(self.budget.inversion_steps, "inversion"):
             generated = self.prior.generate(latents)
             faces = differentiable_augment(resize(generated, size).clamp(0, 1), generator)
             cosines = self._cosines(model, faces, prototypes)

@@ -53,6 +53,7 @@ class PipelineConfig:
     key_setting: str = "both"
     key_file: Path | None = None
     data_step: Callable[[Path], Path] | None = field(default=None, repr=False)  # writes OUT/data, returns it
+    quiet: bool = False  # no training progress lines
 
     def validate(self) -> None:
         unknown = [name for name in self.defenses if name not in DEFENSES]
@@ -147,7 +148,7 @@ def train_defense(spec: PipelineConfig, defense: str, data_dir: Path, run_dir: P
         say(f"{defense}: trained earlier, reusing {run_dir}")
         return
     say(f"{defense}: training ({config.optim.epochs} epochs, {config.scale.workers} workers) ...")
-    summary = run_training(data_dir, run_dir, config)
+    summary = run_training(data_dir, run_dir, config, quiet=spec.quiet)
     say(f"{defense}: verification accuracy {summary['verification_accuracy']:.3f}")
 
 

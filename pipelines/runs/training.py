@@ -57,6 +57,7 @@ def run_training(
     config: ExperimentConfig,
     key: bytes | None = None,
     storage_path: str | None = None,
+    quiet: bool = False,
 ) -> dict[str, Any]:
     """Every check (config, data, an existing run folder's config) comes before anything is written; a run folder
     this call created is removed again when it fails before finishing an epoch, so a failure leaves nothing."""
@@ -74,11 +75,11 @@ def run_training(
             from rl_env.coupling import train_adaptive
 
             return train_adaptive(
-                training_data, run_dir, config.train_config(), config.strategy, config.adaptive, storage_path
+                training_data, run_dir, config.train_config(), config.strategy, config.adaptive, storage_path, quiet
             )
         from trainers.run import train
 
-        return train(training_data, run_dir, config.train_config(), storage_path=storage_path)
+        return train(training_data, run_dir, config.train_config(), storage_path=storage_path, quiet=quiet)
     except BaseException:
         if created and not (run_dir / METRICS_FILE).is_file():
             shutil.rmtree(run_dir, ignore_errors=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from pipelines.cli.commands.run import add_pipeline_options, pipeline_spec
+from pipelines.cli.commands.run import add_pipeline_options, pipeline_printer, pipeline_spec
 
 # The demo's scale: enough people and epochs that the defences differ visibly, small enough for ~5 minutes on
 # two CPU cores. Every value can be overridden on the command line (--epochs, --set ...).
@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.data.prepare import PrepareConfig
     from pipelines.data.synth import prepare_synthetic
     from pipelines.runs.run_pipeline import REPORT_MD, run_pipeline
+    from trainers.local_ray import reserve_ray
 
     options = PrepareConfig(size=args.size)
     options.validate()
@@ -62,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
         return out / "data"
 
     out = Path(args.out)
-    comparison = run_pipeline(pipeline_spec(args, out, synthetic, DEMO_TRAINING, DEMO_BUDGET))
+    spec = pipeline_spec(args, out, synthetic, DEMO_TRAINING, DEMO_BUDGET)
+    reserve_ray()
+    comparison = run_pipeline(spec, say=pipeline_printer(args.quiet))
     print(
         f"\ndemo finished in {comparison['seconds'] / 60:.1f} min on SYNTHETIC faces; best overall: {comparison['best_overall']}"
     )

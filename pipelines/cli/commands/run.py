@@ -68,6 +68,7 @@ def add_pipeline_options(parser: argparse.ArgumentParser, default_out: str | Non
         metavar="KEY=VALUE",
         help="override a training key (optim.lr=0.001) or an attack budget (budget.recovery.steps=500)",
     )
+    parser.add_argument("--quiet", action="store_true", help="no progress lines; errors and the result only")
 
 
 def pipeline_spec(
@@ -100,6 +101,7 @@ def pipeline_spec(
         key_setting=args.key_setting,
         key_file=Path(args.key) if args.key else None,
         data_step=data_step,
+        quiet=args.quiet,
     )
     spec.validate()
     return spec
@@ -107,12 +109,20 @@ def pipeline_spec(
 
 def run(args: argparse.Namespace) -> int:
     from pipelines.runs.run_pipeline import run_pipeline
+    from trainers.local_ray import reserve_ray
 
-    run_pipeline(pipeline_spec(args, Path(args.out), prepared_data_step(Path(args.data), args.size)))
+    spec = pipeline_spec(args, Path(args.out), prepared_data_step(Path(args.data), args.size, not args.quiet))
+    reserve_ray()
+    run_pipeline(spec, say=pipeline_printer(args.quiet))
     return 0
 
 
-def prepared_data_step(source: Path, size: int):
+def pipeline_printer(quiet: bool):
+    """What `run` and `demo` say about their steps: every line, or none with --quiet."""
+    return (lambda message: None) if quiet else print
+
+
+def prepared_data_step(source: Path, size: int, progress: bool = True):
     """Checks SRC now; the step it returns uses a prepared folder as is, or prepares a folder of people into
     OUT/data (a re-run rewrites it identically, or stops if SRC has changed)."""
     from common.errors import InputError
@@ -135,7 +145,7 @@ def prepared_data_step(source: Path, size: int):
     def prepared(out: Path) -> Path:
         if (source / MANIFEST_NAME).is_file():
             return source
-        prepare_folder(source, out / "data", options, progress=True)
+        prepare_folder(source, out / "data", options, progress=progress)
         return out / "data"
 
     return prepared

@@ -50,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="PATH",
         help="Ray Train storage (shared on clusters, e.g. s3://bucket/runs); default RUN_DIR/ray",
     )
+    parser.add_argument("--quiet", action="store_true", help="no progress lines (steps, rate, time left, epochs)")
     parser.set_defaults(handler=run)
 
 
@@ -74,6 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.client.keyfile import read_key_file
     from pipelines.runs.experiment_config import load_experiment
     from pipelines.runs.training import run_training
+    from trainers.local_ray import reserve_ray
 
     if args.defense is None and args.config is None and not any(v.startswith("defense.name=") for v in args.set):
         raise InputError(
@@ -81,8 +83,10 @@ def run(args: argparse.Namespace) -> int:
         )
     config = load_experiment(args.config, config_overrides(args))
     key = read_key_file(args.key) if args.key else None
-    print(f"training defence {config.defense.name} into {args.out}", file=sys.stderr, flush=True)
-    summary = run_training(args.data, args.out, config, key=key, storage_path=args.storage)
+    reserve_ray()
+    if not args.quiet:
+        print(f"training defence {config.defense.name} into {args.out}", file=sys.stderr, flush=True)
+    summary = run_training(args.data, args.out, config, key=key, storage_path=args.storage, quiet=args.quiet)
     print(
         json.dumps(
             {

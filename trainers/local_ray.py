@@ -1,0 +1,68 @@
+"""Starting Ray for one command: attach to a cluster named by RAY_ADDRESS, or start a local instance that no
+other hybridmask command on this machine is running beside.
+
+Two local Ray instances on one machine confuse Ray Train (its placement-group monitor finds both and prints
+"multiple active Ray instances" tracebacks) and share the same cores without knowing it. So a command that would
+start a second one is refused with the way out: wait, or start one Ray for both and point them at it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+from common.errors import InputError
+
+_held_lock: int | None = None  # the lock file's descriptor, held until this process ends
+
+
+def local_ray_lock_path() -> Path:
+    return Path(tempfile.gettempdir()) / f"hybridmask-local-ray-{os.getuid()}.lock"
+
+
+def start_ray() -> None:
+    """ray.init() unless Ray is up in this process already; a local instance only when no other hybridmask
+    command on this machine runs one (InputError naming that command's process otherwise)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    if not os.environ.get("RAY_ADDRESS"):
+        claim_local_ray()
+    ray.init()
+
+
+def reserve_ray() -> None:
+    """Called first by verbs that will start Ray: a second command is refused before it does any work."""
+    import sys
+
+    ray = sys.modules.get("ray")
+    if os.environ.get("RAY_ADDRESS") or (ray is not None and ray.is_initialized()):
+        return
+    claim_local_ray()
+
+
+def claim_local_ray() -> None:
+    """Take this machine's local-Ray lock for the rest of this process, or say who holds it."""
+    import fcntl
+
+    global _held_lock
+    if _held_lock is not None:
+        return
+    path = local_ray_lock_path()
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip() or "unknown"
+        os.close(descriptor)
+        raise InputError(
+            f"another hybridmask command (process {holder}) runs its own Ray on this machine ({path}); wait for it "
+            "to finish, or start one Ray for both (`ray start --head`) and run each command with RAY_ADDRESS=auto"
+        ) from None
+    with contextlib.suppress(OSError):
+        os.ftruncate(descriptor, 0)
+        os.pwrite(descriptor, str(os.getpid()).encode(), 0)
+    _held_lock = descriptor
