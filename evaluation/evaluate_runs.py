@@ -87,6 +87,7 @@ def comparison_folder(folders: Sequence[Path], out_dir: str | Path | None) -> Pa
 
 def check_attacked(run_dir: str | Path) -> Path:
     folder = check_run_dir(run_dir)
+    read_summary(folder)  # a damaged summary is named first: it is what training must redo
     if not read_attack_records(folder):
         raise InputError(
             f"{folder} has no attack outputs in {folder / ATTACKS_DIR}; run `hybridmask attack {folder}` first"

@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from common.errors import InputError
 from common.files import atomic_write_json, staging_folder
+from common.limits import MAX_IMAGE_PIXELS
 from pipelines.data.face_images import COLOR_MODES, ImageConfig, Rejection, make_face
 from pipelines.data.face_sources import UNREADABLE, FaceCollection, SourceFile, fingerprint_of, scan_folder
 from pipelines.data.shards import ImageRow, PixelSpill, write_pairs, write_split
@@ -104,8 +105,11 @@ def prepare(
     options.validate()
     out = Path(out).expanduser().resolve()
     parameters = _jsonable({**asdict(options), "source": collection.origin})
-    split_sizes(len(collection.identity_names), options.splits)
     existing = _check_out(out, collection, parameters)
+    try:
+        split_sizes(len(collection.identity_names), options.splits)
+    except InputError as error:
+        raise InputError(f"SRC {collection.origin.get('path', '(synthetic)')}: {error}") from None
     if existing is not None:
         return existing  # this very data set is there already: nothing to redo, nothing beside it touched
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +196,7 @@ def _decode_all(
         tqdm(
             total=len(collection.files),
             desc="prepare: decoding",
+            leave=False,  # erased when done, so an error after it stays the one line on the terminal
             unit="file",
             file=sys.stderr,
             mininterval=2.0,
@@ -283,12 +288,19 @@ def _build(
     try:
         found = _decode_all(collection, options.image_options(), spill, workers, progress)
         usable = _drop_small_identities(found, options.min_images)
+        _check_enough_people(collection, found, usable, options)
         assignment = split_identities(sorted({kept.identity for kept in usable}), options.splits, options.seed)
         channels = {"gray": 1, "rgb": 3}.get(options.color, max((kept.channels for kept in usable), default=1))
         rows = _rows(usable, assignment)
         split_summary = {}
         with tqdm(
-            total=len(rows), desc="prepare: writing", unit="img", file=sys.stderr, mininterval=2.0, disable=not progress
+            total=len(rows),
+            desc="prepare: writing",
+            unit="img",
+            file=sys.stderr,
+            mininterval=2.0,
+            disable=not progress,
+            leave=False,
         ) as bar:
             for split in SPLITS:
                 split_rows = [row for row in rows if row.split == split]
@@ -314,6 +326,23 @@ def _build(
     manifest = _manifest(collection, options, parameters, found, rows, split_summary, pair_summary, channels, fallbacks)
     atomic_write_json(staging / MANIFEST_NAME, manifest, indent=1, ensure_ascii=False)
     return manifest
+
+
+def _check_enough_people(collection: FaceCollection, found: _Pass, usable: list[_Kept], options: PrepareConfig) -> None:
+    """After decoding: enough people with usable images for every split, or an error that says what was wrong
+    with the files (nothing is written in that case, so the manifest cannot say it)."""
+    people = len({kept.identity for kept in usable})
+    try:
+        split_sizes(people, options.splits)
+    except InputError:
+        kinds = Counter(entry["kind"] for entry in found.skipped)
+        reasons = ", ".join(f"{kind}: {count}" for kind, count in kinds.most_common()) or "none"
+        source = collection.origin.get("path", "the source")
+        raise InputError(
+            f"SRC {source}: only {people} of {len(collection.identity_names)} people have at least {options.min_images} "
+            f"usable images (files skipped: {reasons}); each of the 3 splits needs 2 people or more: add people "
+            f"or readable images (at most {MAX_IMAGE_PIXELS // 10**6} megapixels, at least --min-size pixels a side)"
+        ) from None
 
 
 def _rows(usable: list[_Kept], assignment: dict[str, str]) -> list[ImageRow]:

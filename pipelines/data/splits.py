@@ -47,7 +47,7 @@ def split_sizes(num_identities: int, fractions: tuple[float, ...]) -> dict[str, 
     if min(sizes) < MIN_IDENTITIES_PER_SPLIT:
         shares = ", ".join(f"{split}={count}" for split, count in result.items())
         raise InputError(
-            f"fewer identities than the splits need: {num_identities} usable identities give {shares}, "
+            f"fewer identities than the splits need: {num_identities} identities give {shares}, "
             f"and each split needs at least {MIN_IDENTITIES_PER_SPLIT}; add identities, or prepare the data yourself with other fractions (`hybridmask prepare --splits`)"
         )
     return result

@@ -69,7 +69,6 @@ def config_overrides(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    import sys
 
     from common.errors import InputError
     from pipelines.client.keyfile import read_key_file
@@ -84,8 +83,6 @@ def run(args: argparse.Namespace) -> int:
     config = load_experiment(args.config, config_overrides(args))
     key = read_key_file(args.key) if args.key else None
     reserve_ray()
-    if not args.quiet:
-        print(f"training defence {config.defense.name} into {args.out}", file=sys.stderr, flush=True)
     summary = run_training(args.data, args.out, config, key=key, storage_path=args.storage, quiet=args.quiet)
     print(
         json.dumps(
