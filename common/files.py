@@ -10,13 +10,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from common.errors import InputError
+
+T = TypeVar("T")
 
 PARTIAL_MARK = ".partial-"
 _MAX_PID = 4_194_304  # Linux's bound (pids are below it); a number this large in a folder name is not a process id
@@ -92,6 +95,18 @@ def read_json_lines(path: str | Path) -> list[Any]:
                 break
             raise InputError(f"{path} line {number} is damaged; delete the run folder and train again") from None
     return records
+
+
+def read_cache(path: Path | None, load: Callable[[Path], T]) -> T | None:
+    """A cached result (a trained GAN prior, evaluator), or None when absent or unreadable: a damaged cache
+    (a full disk, a copy cut short) is removed so the caller computes it again, instead of failing every re-run."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        return load(path)
+    except (OSError, EOFError, RuntimeError, ValueError, KeyError, pickle.UnpicklingError):
+        path.unlink(missing_ok=True)
+        return None
 
 
 def append_json_line(path: str | Path, record: Any) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from common.files import atomic_output
+from common.files import atomic_output, read_cache
 from evaluation.budgets import EvaluatorBudgetConfig
 from evaluation.classifier import EvaluationClassifier, stratified_split
 from evaluation.identification import DlibFaceDescriptor, IdentificationGallery
@@ -102,9 +102,8 @@ class JudgesCache:
         if fingerprint in self._judges:
             return self._judges[fingerprint]
         path = self.folder / f"judges-{fingerprint}.pt" if self.folder is not None else None
-        if path is not None and path.is_file():
-            judges = _load(path, private, budget, fingerprint)
-        else:
+        judges = read_cache(path, lambda cached: _load(cached, private, budget, fingerprint))
+        if judges is None:
             judges = build_judges(private, budget, seed)
             if path is not None:
                 _save(judges, path)

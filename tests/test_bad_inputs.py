@@ -211,3 +211,28 @@ def test_a_second_command_that_would_start_its_own_local_ray_is_refused_before_a
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "process 4242" in err and "RAY_ADDRESS=auto" in err
     assert not out.exists()
+
+
+def test_a_terminated_prepare_removes_its_half_built_output(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    repo = Path(__file__).resolve().parents[1]
+    command = [sys.executable, "-m", "pipelines.cli", "synth", "--out", str(tmp_path / "faces"), "--identities", "400",
+               "--images-per-identity", "12", "--size", "64", "--no-progress"]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob(".faces.partial-*")) and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert process.poll() is None, "synth finished before it could be stopped; give it more work"
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130 and "interrupted" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -78,3 +78,20 @@ def test_staging_folders_of_ended_processes_are_removed_and_live_ones_kept(tmp_p
     assert not dead.exists() and not old_style.exists() and alive.is_dir() and other.is_dir()
     remove_stale_staging(target)
     assert fresh.is_dir()  # this process's own folder is in use
+
+
+def test_a_damaged_cache_is_removed_and_reported_absent_so_it_is_computed_again(tmp_path: Path) -> None:
+    import torch
+
+    from common.files import read_cache
+
+    def load(path: Path):
+        return torch.load(path, weights_only=True)
+
+    path = tmp_path / "gan-0123.pt"
+    torch.save({"weights": torch.ones(64)}, path)
+    assert torch.equal(read_cache(path, load)["weights"], torch.ones(64))
+    truncate_to = path.stat().st_size // 2
+    path.write_bytes(path.read_bytes()[:truncate_to])
+    assert read_cache(path, load) is None and not path.exists()
+    assert read_cache(tmp_path / "absent.pt", load) is None and read_cache(None, load) is None

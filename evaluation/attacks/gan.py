@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from common.files import atomic_output
+from common.files import atomic_output, read_cache
 from evaluation.attacks.networks import Discriminator, VectorDecoder, resize
 from evaluation.attacks.training import counted_steps, seeded
 from evaluation.budgets import WhiteboxBudgetConfig
@@ -95,9 +95,8 @@ class GanCache:
         if name in self._priors:
             return self._priors[name]
         path = self.folder / f"gan-{name}.pt" if self.folder is not None else None
-        if path is not None and path.is_file():
-            prior = _load(path, images.shape[1], budget, size, device)
-        else:
+        prior = read_cache(path, lambda cached: _load(cached, images.shape[1], budget, size, device))
+        if prior is None:
             prior = train_gan(images, budget, size, seed, device)
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+import threading
 
 from common import __version__
 from common.errors import InputError
@@ -43,9 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run one verb; bad input prints one clear line (exit 2) instead of a traceback."""
+    """Run one verb; bad input prints one clear line (exit 2) instead of a traceback. A SIGTERM (a killed job)
+    ends the command like Ctrl-C, so half-built outputs are removed on the way out."""
     args = build_parser().parse_args(argv)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if in_main_thread else None
     try:
         return int(args.handler(args) or 0)
     except InputError as error:
@@ -56,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"hybridmask {args.verb}: interrupted; re-run the same command to continue", file=sys.stderr)
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
