@@ -121,6 +121,7 @@ CASES = [
     Case("train: masked folder for a pixel defence", ["train", "--data", "W/masked", "--defense", "none", "--out", "W/out"], ("masked data", "pass the prepared folder")),
     Case("train: prepared folder for a masked defence", ["train", "--data", "W/prepared", "--defense", "ppfr_fd", "--out", "W/out"], ("W/prepared", "pass --key KEYFILE")),
     Case("train: run folder of another defence", ["train", "--data", "W/masked", "--defense", "ppfr_fd", "--out", "W/run_none"], ("W/run_none", "defence 'none'", "choose a new --out")),
+    Case("train: run folder of another defence, given data to mask", ["train", "--data", "W/prepared", "--key", "W/client.key", "--defense", "ppfr_fd", "--out", "W/run_none"], ("W/run_none", "defence 'none'")),
     Case("train: corrupt shard", ["train", "--data", "W/bad_shard", "--defense", "none", "--out", "W/out"], ("W/bad_shard/private/part-00000.parquet", "make its folder again")),
     Case("train: world-readable key", ["train", "--data", "W/prepared", "--defense", "ppfr_fd", "--key", "W/open.key", "--out", "W/out"], ("W/open.key", "chmod 600")),
     Case("train: missing data", ["train", "--data", "W/nowhere", "--defense", "none", "--out", "W/out"], ("W/nowhere", "does not exist")),

@@ -26,6 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--device", default="cpu", help="torch device for the transform, e.g. cuda (default: %(default)s)"
     )
+    parser.add_argument("--quiet", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(handler=run)
 
 
@@ -35,7 +36,13 @@ def run(args: argparse.Namespace) -> int:
 
     key = read_key_file(args.key)
     manifest = mask_dataset(
-        args.data_dir, key, args.out, ratio=args.ratio, batch_size=args.batch_size, device=args.device
+        args.data_dir,
+        key,
+        args.out,
+        ratio=args.ratio,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=not args.quiet,
     )
     settings = manifest["masking"]
     counts = ", ".join(f"{count} {split}" for split, count in manifest["counts"].items())

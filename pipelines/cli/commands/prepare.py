@@ -103,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--min-images", type=int, default=2, help="skip identities with fewer usable images (default: %(default)s)"
     )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    parser.add_argument("--no-progress", "--quiet", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(handler=run)
 
 

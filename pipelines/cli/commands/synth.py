@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--identities", type=int, default=40, help="number of people (default: %(default)s)")
     parser.add_argument("--images-per-identity", type=int, default=12, help="images per person (default: %(default)s)")
     parser.add_argument("--preview", metavar="PNG", help="also write a contact sheet (8 people x 6 images) here")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    parser.add_argument("--no-progress", "--quiet", action="store_true", help="no progress bars on stderr")
     parser.set_defaults(handler=run)
 
 
