@@ -310,7 +310,9 @@ def test_too_few_identities_for_the_splits_is_an_input_error_before_any_output(t
 def test_identities_lost_to_bad_files_still_give_the_split_error(tmp_path: Path) -> None:
     make_people(tmp_path / "src", ["a", "b", "c", "d", "e"])
     write(tmp_path / "src" / "f" / "0.png", b"not a picture")
-    with pytest.raises(InputError, match="fewer identities than the splits need: 5 usable"):
+    with pytest.raises(
+        InputError, match=r"src: only 5 of 6 people have at least 2 usable images \(files skipped: not an image: 1\)"
+    ):
         prepare_folder(tmp_path / "src", tmp_path / "out", PrepareConfig(splits=EVEN_SPLITS))
     assert not (tmp_path / "out").exists()
 
