@@ -39,6 +39,12 @@ def yaleb_dir() -> Path:
     return _shared_folder("yaleb", "CroppedYale")
 
 
+@pytest.fixture(scope="session")
+def lfw_dir() -> Path:
+    """Labeled Faces in the Wild: deep-funneled images and the authors' pairs.txt (View 2)."""
+    return _shared_folder("lfw")
+
+
 @pytest.fixture(scope="module")
 def ray_cluster():
     """One local Ray instance for a whole test module: starting Ray costs seconds."""

@@ -53,6 +53,7 @@ class ImageConfig:
     color: str
     min_size: int
     align: bool
+    crop: float = 1.0  # share of the centred square kept; LFW's deep-funneled faces fill about half (docs/lfw.md)
 
 
 @dataclass(frozen=True)
@@ -111,10 +112,11 @@ def decode(data: bytes) -> np.ndarray | Rejection:
     return image
 
 
-def center_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Centre-crop to a square, then resize to size x size (area interpolation: no aliasing when shrinking)."""
+def center_square(image: np.ndarray, size: int, crop: float = 1.0) -> np.ndarray:
+    """Centre-crop to a square (`crop` of the short side), then resize to size x size (area interpolation: no
+    aliasing when shrinking)."""
     height, width = image.shape[:2]
-    side = min(height, width)
+    side = max(1, round(min(height, width) * crop))
     top, left = (height - side) // 2, (width - side) // 2
     square = image[top : top + side, left : left + side]
     return cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA)
@@ -142,7 +144,7 @@ def make_face(data: bytes, options: ImageConfig) -> Face | Rejection:
     if min(height, width) < options.min_size:
         return Rejection(TOO_SMALL, f"{TOO_SMALL}: {width}x{height} pixels, --min-size is {options.min_size}")
     aligned = alignment.align_face(image, options.size) if options.align else None
-    geometry = aligned if aligned is not None else center_square(image, options.size)
+    geometry = aligned if aligned is not None else center_square(image, options.size, options.crop)
     return Face(
         pixels=np.ascontiguousarray(to_color_mode(geometry, options.color)),
         alignment_fallback=options.align and aligned is None,

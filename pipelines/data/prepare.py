@@ -31,8 +31,14 @@ from common.files import atomic_write_json, staging_folder
 from common.limits import MAX_IMAGE_PIXELS
 from pipelines.data.face_images import COLOR_MODES, ImageConfig, Rejection, make_face
 from pipelines.data.face_sources import UNREADABLE, FaceCollection, SourceFile, fingerprint_of, scan_folder
+from pipelines.data.pairs_protocol import TEST_FOLD_OUTSIDE_PAIRS, PairsProtocol, fold_pairs, read_pairs_file
 from pipelines.data.shards import ImageRow, PixelSpill, write_pairs, write_split
-from pipelines.data.splits import check_fractions, split_identities, split_sizes, verification_pairs
+from pipelines.data.splits import (
+    check_fractions,
+    split_identities,
+    split_outside_fold,
+    verification_pairs,
+)
 from trainers.schema import MANIFEST_NAME, SCHEMA_VERSION, SPLITS
 
 OUTSIDE_IDENTITY = "not inside an identity folder"
@@ -56,6 +62,9 @@ class PrepareConfig:
     min_images: int = 2
     pairs: int = 1000
     shard_rows: int = 2000
+    crop: float = 1.0  # share of the centred square kept before resizing (no --align, or --align found no face)
+    pairs_file: str | None = None  # an LFW View 2 pairs file: its fold `fold` gives the verify split and pairs
+    fold: int | None = None
 
     def validate(self) -> None:
         if self.size < 8 or self.size % 8:
@@ -71,9 +80,23 @@ class PrepareConfig:
         ):
             if value < least:
                 raise InputError(f"{name} {value} is below {least}; give a whole number of at least {least}")
+        if not 0 < self.crop <= 1:
+            raise InputError(f"--crop {self.crop} is not in (0, 1]; give the share of the centred square, e.g. 0.52")
+        if (self.pairs_file is None) != (self.fold is None):
+            raise InputError("--pairs-file and --fold go together: give both (e.g. --fold 1) or neither")
+
+    def recorded(self) -> dict[str, Any]:
+        """The manifest's parameters; options left at their defaults that older versions lacked are left out,
+        so data prepared before they existed stays reusable."""
+        values = asdict(self)
+        if self.crop == 1.0:
+            del values["crop"]
+        if self.pairs_file is None:
+            del values["pairs_file"], values["fold"]
+        return values
 
     def image_options(self) -> ImageConfig:
-        return ImageConfig(size=self.size, color=self.color, min_size=self.min_size, align=self.align)
+        return ImageConfig(size=self.size, color=self.color, min_size=self.min_size, align=self.align, crop=self.crop)
 
 
 @dataclass
@@ -104,10 +127,15 @@ def prepare(
     """Write the prepared data set to `out` and return its manifest."""
     options.validate()
     out = Path(out).expanduser().resolve()
-    parameters = _jsonable({**asdict(options), "source": collection.origin})
+    protocol = None
+    parameters = options.recorded() | {"source": collection.origin}
+    if options.pairs_file is not None and options.fold is not None:
+        protocol = read_pairs_file(options.pairs_file, options.fold, {item.relative_path for item in collection.files})
+        parameters |= {"pairs_file": protocol.file_name, "pairs_file_sha256": protocol.sha256}
+    parameters = _jsonable(parameters)
     existing = _check_out(out, collection, parameters)
     try:
-        split_sizes(len(collection.identity_names), options.splits)
+        _assign_splits(collection.identity_names, options, protocol)  # fails early when a split would be too small
     except InputError as error:
         raise InputError(f"SRC {collection.origin.get('path', '(synthetic)')}: {error}") from None
     if existing is not None:
@@ -115,7 +143,7 @@ def prepare(
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_folder(out)
     try:
-        manifest = _build(collection, staging, options, parameters, workers, progress)
+        manifest = _build(collection, staging, options, parameters, protocol, workers, progress)
         _publish(staging, out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -261,10 +289,31 @@ def _mapper(workers: int) -> Iterator[Callable]:
         yield lambda function, items: list(pool.map(function, items, chunksize=8))
 
 
-def _drop_small_identities(found: _Pass, min_images: int) -> list[_Kept]:
-    counts = Counter(kept.identity for kept in found.kept)
-    usable = []
+def _assign_splits(names: list[str], options: PrepareConfig, protocol: PairsProtocol | None) -> dict[str, str]:
+    if protocol is None:
+        return split_identities(names, options.splits, options.seed)
+    return split_outside_fold(names, protocol.people, options.splits, options.seed)
+
+
+def _hold_out_test_fold(found: _Pass, protocol: PairsProtocol | None) -> tuple[list[_Kept], list[_Kept]]:
+    """(the test fold's pair images, everything else); the fold's other images are skipped with their reason."""
+    if protocol is None:
+        return [], found.kept
+    pair_images, others = [], []
     for kept in found.kept:
+        if kept.identity not in protocol.people:
+            others.append(kept)
+        elif kept.relative_path in protocol.images:
+            pair_images.append(kept)
+        else:
+            found.skip(kept.relative_path, TEST_FOLD_OUTSIDE_PAIRS, TEST_FOLD_OUTSIDE_PAIRS)
+    return pair_images, others
+
+
+def _drop_small_identities(found: _Pass, candidates: list[_Kept], min_images: int) -> list[_Kept]:
+    counts = Counter(kept.identity for kept in candidates)
+    usable = []
+    for kept in candidates:
         if counts[kept.identity] >= min_images:
             usable.append(kept)
         else:
@@ -281,15 +330,17 @@ def _build(
     staging: Path,
     options: PrepareConfig,
     parameters: dict[str, Any],
+    protocol: PairsProtocol | None,
     workers: int,
     progress: bool,
 ) -> dict[str, Any]:
     spill = PixelSpill(staging / "pixels.spill")
     try:
         found = _decode_all(collection, options.image_options(), spill, workers, progress)
-        usable = _drop_small_identities(found, options.min_images)
-        _check_enough_people(collection, found, usable, options)
-        assignment = split_identities(sorted({kept.identity for kept in usable}), options.splits, options.seed)
+        pair_images, others = _hold_out_test_fold(found, protocol)  # a protocol's pair images all stay
+        usable = sorted(pair_images + _drop_small_identities(found, others, options.min_images), key=_path_order)
+        _check_enough_people(collection, found, usable, options, protocol)
+        assignment = _assign_splits(sorted({kept.identity for kept in usable}), options, protocol)
         channels = {"gray": 1, "rgb": 3}.get(options.color, max((kept.channels for kept in usable), default=1))
         rows = _rows(usable, assignment)
         split_summary = {}
@@ -315,12 +366,15 @@ def _build(
         spill.close()
         (staging / "pixels.spill").unlink(missing_ok=True)
     verify = [row for row in rows if row.split == "verify"]
-    left, right, same, pair_summary = verification_pairs(
-        np.array([r.image_id for r in verify], dtype=np.int64),
-        np.array([r.label for r in verify]),
-        options.pairs,
-        options.seed,
-    )
+    if protocol is not None:
+        left, right, same, pair_summary = fold_pairs(protocol, {row.source_path: row.image_id for row in verify})
+    else:
+        left, right, same, pair_summary = verification_pairs(
+            np.array([r.image_id for r in verify], dtype=np.int64),
+            np.array([r.label for r in verify]),
+            options.pairs,
+            options.seed,
+        )
     write_pairs(staging, left, right, same)
     fallbacks = [kept.relative_path for kept in usable if kept.alignment_fallback]
     manifest = _manifest(collection, options, parameters, found, rows, split_summary, pair_summary, channels, fallbacks)
@@ -328,21 +382,32 @@ def _build(
     return manifest
 
 
-def _check_enough_people(collection: FaceCollection, found: _Pass, usable: list[_Kept], options: PrepareConfig) -> None:
+def _check_enough_people(
+    collection: FaceCollection,
+    found: _Pass,
+    usable: list[_Kept],
+    options: PrepareConfig,
+    protocol: PairsProtocol | None,
+) -> None:
     """After decoding: enough people with usable images for every split, or an error that says what was wrong
     with the files (nothing is written in that case, so the manifest cannot say it)."""
-    people = len({kept.identity for kept in usable})
+    people = sorted({kept.identity for kept in usable})
     try:
-        split_sizes(people, options.splits)
+        _assign_splits(people, options, protocol)
     except InputError:
         kinds = Counter(entry["kind"] for entry in found.skipped)
         reasons = ", ".join(f"{kind}: {count}" for kind, count in kinds.most_common()) or "none"
         source = collection.origin.get("path", "the source")
         raise InputError(
-            f"SRC {source}: only {people} of {len(collection.identity_names)} people have at least {options.min_images} "
-            f"usable images (files skipped: {reasons}); each of the 3 splits needs 2 people or more: add people "
-            f"or readable images (at most {MAX_IMAGE_PIXELS // 10**6} megapixels, at least --min-size pixels a side)"
+            f"SRC {source}: only {len(people)} of {len(collection.identity_names)} people have at least "
+            f"{options.min_images} usable images (files skipped: {reasons}); each of the 3 splits needs 2 people or "
+            f"more: add people or readable images (at most {MAX_IMAGE_PIXELS // 10**6} megapixels, at least "
+            "--min-size pixels a side)"
         ) from None
+
+
+def _path_order(kept: _Kept) -> str:
+    return kept.relative_path
 
 
 def _rows(usable: list[_Kept], assignment: dict[str, str]) -> list[ImageRow]:

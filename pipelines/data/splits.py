@@ -13,6 +13,7 @@ import numpy as np
 from common.errors import InputError
 from trainers.schema import SPLITS
 
+_TRAIN = ("private", "public")  # the splits a pair protocol leaves to the seeded identity split
 MIN_IDENTITIES_PER_SPLIT = 2  # verify needs two people for impostor pairs; one-person splits say nothing
 
 
@@ -36,14 +37,14 @@ def check_fractions(fractions: tuple[float, ...], shown: str | None = None) -> N
         )
 
 
-def split_sizes(num_identities: int, fractions: tuple[float, ...]) -> dict[str, int]:
-    """How many identities each split gets (largest-remainder rounding), or InputError when one gets too few."""
+def split_sizes(num_identities: int, fractions: tuple[float, ...], splits: tuple[str, ...] = SPLITS) -> dict[str, int]:
+    """How many identities each of `splits` gets (largest-remainder rounding), or InputError when one gets too few."""
     exact = [num_identities * fraction for fraction in fractions]
     sizes = [math.floor(value) for value in exact]
     by_remainder = sorted(range(len(exact)), key=lambda i: (sizes[i] - exact[i], i))
     for i in by_remainder[: num_identities - sum(sizes)]:
         sizes[i] += 1
-    result = dict(zip(SPLITS, sizes))
+    result = dict(zip(splits, sizes))
     if min(sizes) < MIN_IDENTITIES_PER_SPLIT:
         shares = ", ".join(f"{split}={count}" for split, count in result.items())
         raise InputError(
@@ -53,17 +54,30 @@ def split_sizes(num_identities: int, fractions: tuple[float, ...]) -> dict[str, 
     return result
 
 
-def split_identities(names: list[str], fractions: tuple[float, ...], seed: int) -> dict[str, str]:
+def split_identities(
+    names: list[str], fractions: tuple[float, ...], seed: int, splits: tuple[str, ...] = SPLITS
+) -> dict[str, str]:
     """identity name -> split; a seeded shuffle of the sorted names, so the same seed gives the same split."""
-    sizes = split_sizes(len(names), fractions)
+    sizes = split_sizes(len(names), fractions, splits)
     order = np.random.default_rng(seed).permutation(len(names))
     shuffled = [sorted(names)[i] for i in order]
     assignment, start = {}, 0
-    for split in SPLITS:
+    for split in splits:
         for name in shuffled[start : start + sizes[split]]:
             assignment[name] = split
         start += sizes[split]
     return assignment
+
+
+def split_outside_fold(
+    names: list[str], fold_people: frozenset[str], fractions: tuple[float, ...], seed: int
+) -> dict[str, str]:
+    """A pair protocol's split: the test fold's people verify; everyone else is shared by private and public
+    in the ratio of their fractions (the verify fraction has no say: the protocol fixes the verify people)."""
+    private, _, public = fractions
+    outside = [name for name in names if name not in fold_people]
+    assignment = split_identities(outside, (private / (private + public), public / (private + public)), seed, _TRAIN)
+    return assignment | {name: "verify" for name in names if name in fold_people}
 
 
 def _unrank_pair(rank: int, count: int) -> tuple[int, int]:
@@ -113,10 +127,10 @@ def verification_pairs(
             f"the verify images have only {total_genuine} distinct genuine and {total_impostor} impostor pairs, "
             f"so {2 * per_kind} balanced pairs were written instead of {requested}"
         )
+    return (*pair_columns(pairs), summary)
+
+
+def pair_columns(pairs: list[tuple[int, int, bool]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(left image ids, right image ids, is_same) arrays of a list of pairs, as `write_pairs` takes them."""
     columns = list(zip(*pairs)) if pairs else [(), (), ()]
-    return (
-        np.array(columns[0], dtype=np.int64),
-        np.array(columns[1], dtype=np.int64),
-        np.array(columns[2], dtype=bool),
-        summary,
-    )
+    return np.array(columns[0], dtype=np.int64), np.array(columns[1], dtype=np.int64), np.array(columns[2], dtype=bool)

@@ -70,6 +70,17 @@ def summary(manifest: dict[str, Any], out: str) -> str:
             f"skipped {manifest['num_skipped']} of {manifest['files_seen']} files ({kinds}); "
             "see 'skipped' in manifest.json"
         )
+    protocol = manifest["pairs"].get("protocol")
+    if protocol:
+        lines.append(
+            f"verify pairs: fold {protocol['fold']} of {protocol['pairs_file']}, "
+            f"{manifest['pairs']['genuine']} genuine and {manifest['pairs']['impostor']} impostor"
+        )
+        if manifest["pairs"]["dropped"]:
+            lines.append(
+                f"{len(manifest['pairs']['dropped'])} of the fold's pairs left out: an image of theirs was skipped "
+                "(listed in 'pairs' / 'dropped')"
+            )
     if manifest["alignment_fallbacks"]:
         lines.append(
             f"no face found in {len(manifest['alignment_fallbacks'])} images: centre-cropped instead "
@@ -95,6 +106,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="align faces to the 5-point template with dlib (no face found: plain centre crop)",
     )
     parser.add_argument(
+        "--crop",
+        type=float,
+        default=1.0,
+        help="share of the centred square kept before resizing, without --align or where it finds no face; "
+        "0.52 fits LFW's deep-funneled 250x250 faces to the template (docs/lfw.md) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--pairs-file",
+        help="an LFW View 2 pairs file (pairs.txt): the verify split is --fold's people and its pairs replace "
+        "--pairs; private and public come from everyone else (docs/lfw.md)",
+    )
+    parser.add_argument("--fold", type=int, help="the test fold of --pairs-file, 1 to 10 for LFW")
+    parser.add_argument(
         "--min-size",
         type=int,
         default=24,
@@ -110,7 +134,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from pipelines.data.prepare import prepare_folder
 
-    options = options_from_args(args, align=args.align, min_size=args.min_size, min_images=args.min_images)
+    options = options_from_args(
+        args,
+        align=args.align,
+        crop=args.crop,
+        min_size=args.min_size,
+        min_images=args.min_images,
+        pairs_file=args.pairs_file,
+        fold=args.fold,
+    )
     manifest = prepare_folder(args.source, args.out, options, workers=args.workers, progress=not args.no_progress)
     print(summary(manifest, args.out))
     return 0
