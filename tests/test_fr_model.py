@@ -9,6 +9,8 @@ import torch.nn.functional as F
 
 from common.errors import InputError
 from trainers.backbones import build_backbone
+from trainers.config import TrainConfig
+from trainers.config_io import load_config
 from trainers.heads import build_head, mixed_label_loss
 from trainers.verification import best_threshold, tar_at_far, verify
 
@@ -27,6 +29,25 @@ def test_backbone_rejects_unknown_preset_and_useless_embedding() -> None:
         build_backbone("pixels", 3, 32, "r7", 64)
     with pytest.raises(InputError, match="embedding size"):
         build_backbone("pixels", 3, 32, "tiny", 1)
+
+
+def _final_grid(model: torch.nn.Module, channels: int, size: int) -> int:
+    return model.stages(model.stem(torch.randn(2, channels, size, size))).shape[-1]
+
+
+def test_frequency_strides_set_how_coarsely_the_block_grid_is_read_and_leave_pixels_alone() -> None:
+    default = build_backbone("frequency", 32, 8, "tiny", 64)
+    finer = build_backbone("frequency", 32, 8, "tiny", 64, frequency_strides=(1, 1, 1, 2))
+    assert (_final_grid(default, 32, 8), _final_grid(finer, 32, 8)) == (2, 4)
+    assert finer.eval()(torch.randn(2, 32, 8, 8)).shape == (2, 64)
+    pixels = build_backbone("pixels", 1, 64, "tiny", 64, frequency_strides=(1, 1, 1, 1))
+    assert _final_grid(pixels, 1, 64) == 4
+
+
+@pytest.mark.parametrize("strides", ["[1,3,1,2]", "[1,2,1]"])
+def test_config_rejects_frequency_strides_that_are_not_four_strides_of_one_or_two(strides) -> None:
+    with pytest.raises(InputError, match=r"model\.frequency_strides \[1, [23], 1"):
+        load_config(TrainConfig, None, [f"model.frequency_strides={strides}"])
 
 
 @pytest.mark.parametrize("head_name", ["arcface", "cosface"])

@@ -35,6 +35,13 @@ PIXEL_STAGE_STRIDES = (2, 2, 2, 2)
 FREQUENCY_STAGE_STRIDES = (1, 2, 1, 2)
 
 
+def check_frequency_strides(strides: tuple[int, ...]) -> None:
+    if len(strides) != 4 or any(stride not in (1, 2) for stride in strides):
+        raise InputError(
+            f"model.frequency_strides {list(strides)} must be four stage strides of 1 or 2, e.g. [1, 2, 1, 2]"
+        )
+
+
 class IBasicBlock(nn.Module):
     """The IResNet residual block: BN-conv-BN-PReLU-conv-BN, with a projected shortcut when the shape changes."""
 
@@ -66,7 +73,7 @@ class IResNet(nn.Module):
         in_channels: int,
         input_size: int,
         preset: BackbonePreset,
-        stage_strides: tuple[int, int, int, int],
+        stage_strides: tuple[int, ...],
         embedding_size: int,
         dropout: float = 0.0,
     ) -> None:
@@ -99,14 +106,22 @@ class IResNet(nn.Module):
 
 
 def build_backbone(
-    input_kind: str, in_channels: int, input_size: int, preset: str, embedding_size: int, dropout: float = 0.0
+    input_kind: str,
+    in_channels: int,
+    input_size: int,
+    preset: str,
+    embedding_size: int,
+    dropout: float = 0.0,
+    frequency_strides: tuple[int, ...] = FREQUENCY_STAGE_STRIDES,
 ) -> IResNet:
-    """A backbone for `input_kind` "pixels" (images of input_size) or "frequency" (channels on an input_size grid)."""
+    """A backbone for `input_kind` "pixels" (images of input_size) or "frequency" (channels on an input_size grid);
+    `frequency_strides` are the frequency network's stage strides (how coarsely it reads the 8x8-block grid)."""
     if preset not in PRESETS:
         raise InputError(f"unknown backbone preset {preset!r}; choose one of {sorted(PRESETS)}")
     if input_kind not in ("pixels", "frequency"):
         raise InputError(f"unknown input kind {input_kind!r}; expected 'pixels' or 'frequency'")
     if embedding_size < 2:
         raise InputError(f"embedding size {embedding_size} cannot work; use at least 2 (512 is the usual choice)")
-    strides = PIXEL_STAGE_STRIDES if input_kind == "pixels" else FREQUENCY_STAGE_STRIDES
+    check_frequency_strides(frequency_strides)
+    strides = PIXEL_STAGE_STRIDES if input_kind == "pixels" else frequency_strides
     return IResNet(in_channels, input_size, PRESETS[preset], strides, embedding_size, dropout)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from common.errors import InputError
-from trainers.backbones import PRESETS
+from trainers.backbones import PRESETS, check_frequency_strides
 from trainers.heads import HEADS
 
 DEFENSES = ("none", "ppfr_fd", "mixup", "hybrid_fixed", "hybrid_adaptive")
@@ -29,6 +29,7 @@ class ModelConfig:
     scale: float = 32.0
     margin: float | None = None  # None: the head's usual margin (ArcFace 0.5, CosFace 0.35)
     dropout: float = 0.0
+    frequency_strides: tuple[int, ...] = (1, 2, 1, 2)  # stage strides of the frequency backbone over the block grid
 
 
 @dataclass
@@ -80,6 +81,7 @@ class TrainConfig:
             raise InputError(f"defense.concentration must be positive, not {defense.concentration}")
         if model.backbone not in PRESETS:
             raise InputError(f"unknown model.backbone {model.backbone!r}; choose one of {sorted(PRESETS)}")
+        check_frequency_strides(tuple(model.frequency_strides))
         if model.head not in HEADS:
             raise InputError(f"unknown model.head {model.head!r}; choose one of {sorted(HEADS)}")
         if model.embedding_size < 2:

@@ -26,7 +26,13 @@ class FaceModel(nn.Module):
 def build_face_model(config: TrainConfig, info: DatasetInfo) -> FaceModel:
     model = config.model
     backbone = build_backbone(
-        info.input_kind, info.channels, info.size, model.backbone, model.embedding_size, model.dropout
+        info.input_kind,
+        info.channels,
+        info.size,
+        model.backbone,
+        model.embedding_size,
+        model.dropout,
+        tuple(model.frequency_strides),
     )
     head = build_head(model.head, model.embedding_size, info.num_classes, model.scale, model.margin)
     return FaceModel(backbone, head)
