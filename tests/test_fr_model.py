@@ -44,10 +44,32 @@ def test_frequency_strides_set_how_coarsely_the_block_grid_is_read_and_leave_pix
     assert _final_grid(pixels, 1, 64) == 4
 
 
-@pytest.mark.parametrize("strides", ["[1,3,1,2]", "[1,2,1]"])
-def test_config_rejects_frequency_strides_that_are_not_four_strides_of_one_or_two(strides) -> None:
-    with pytest.raises(InputError, match=r"model\.frequency_strides \[1, [23], 1"):
-        load_config(TrainConfig, None, [f"model.frequency_strides={strides}"])
+def test_unfold_stem_lays_per_block_channels_out_as_the_image_they_came_from() -> None:
+    """Masking is a per-block linear map; the unfold stem's 1x1 convolution set to its inverse gives back the image."""
+    torch.manual_seed(0)
+    image = torch.rand(2, 1, 16, 16)
+    mix = torch.linalg.qr(torch.randn(64, 64))[0]  # a secret orthogonal mix of each block's 64 values
+    blocks = F.pixel_unshuffle(image, 8)  # [2, 64, 2, 2]: one channel per position in the 8x8 block
+    masked = torch.einsum("kc,bchw->bkhw", mix, blocks)
+    model = build_backbone("frequency", 64, 2, "tiny", 32, frequency_stem="unfold").eval()
+    unfold = model.stem[0]
+    with torch.no_grad():
+        unfold[0].weight.copy_(mix.T[:, :, None, None])
+        torch.testing.assert_close(unfold(masked), image, atol=1e-5, rtol=0)
+    assert model(masked).shape == (2, 32)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("model.frequency_strides=[1,3,1,2]", r"model\.frequency_strides \[1, 3, 1, 2\] must be four"),
+        ("model.frequency_strides=[1,2,1]", r"model\.frequency_strides \[1, 2, 1\] must be four"),
+        ("model.frequency_stem=upsample", r"model\.frequency_stem 'upsample' is not one of"),
+    ],
+)
+def test_config_rejects_frequency_options_that_cannot_build(override, message) -> None:
+    with pytest.raises(InputError, match=message):
+        load_config(TrainConfig, None, [override])
 
 
 @pytest.mark.parametrize("head_name", ["arcface", "cosface"])

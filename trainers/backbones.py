@@ -33,9 +33,17 @@ PRESETS: dict[str, BackbonePreset] = {
 
 PIXEL_STAGE_STRIDES = (2, 2, 2, 2)
 FREQUENCY_STAGE_STRIDES = (1, 2, 1, 2)
+FREQUENCY_STEMS = ("grid", "unfold")
+"""grid: the stages read the (H/8)x(W/8) block grid with frequency_strides. unfold: a learned per-block linear map
+(a 1x1 convolution) from the K channels back to 8x8 values per plane, laid out as an HxW map (depth-to-space),
+then the pixel network: the masking is a per-block linear map, so this stem can learn to undo its mixing on the
+kept channels and read them as the pixel network reads images."""
+BLOCK = 8
 
 
-def check_frequency_strides(strides: tuple[int, ...]) -> None:
+def check_frequency_options(stem: str, strides: tuple[int, ...]) -> None:
+    if stem not in FREQUENCY_STEMS:
+        raise InputError(f"model.frequency_stem {stem!r} is not one of {list(FREQUENCY_STEMS)}")
     if len(strides) != 4 or any(stride not in (1, 2) for stride in strides):
         raise InputError(
             f"model.frequency_strides {list(strides)} must be four stage strides of 1 or 2, e.g. [1, 2, 1, 2]"
@@ -113,6 +121,7 @@ def build_backbone(
     embedding_size: int,
     dropout: float = 0.0,
     frequency_strides: tuple[int, ...] = FREQUENCY_STAGE_STRIDES,
+    frequency_stem: str = "grid",
 ) -> IResNet:
     """A backbone for `input_kind` "pixels" (images of input_size) or "frequency" (channels on an input_size grid);
     `frequency_strides` are the frequency network's stage strides (how coarsely it reads the 8x8-block grid)."""
@@ -122,6 +131,12 @@ def build_backbone(
         raise InputError(f"unknown input kind {input_kind!r}; expected 'pixels' or 'frequency'")
     if embedding_size < 2:
         raise InputError(f"embedding size {embedding_size} cannot work; use at least 2 (512 is the usual choice)")
-    check_frequency_strides(frequency_strides)
+    check_frequency_options(frequency_stem, frequency_strides)
+    if input_kind == "frequency" and frequency_stem == "unfold":
+        planes = -(-in_channels // (BLOCK * BLOCK))  # enough 8x8 planes to hold the K channels
+        network = IResNet(planes, input_size * BLOCK, PRESETS[preset], PIXEL_STAGE_STRIDES, embedding_size, dropout)
+        unfold = nn.Sequential(nn.Conv2d(in_channels, planes * BLOCK * BLOCK, 1, bias=False), nn.PixelShuffle(BLOCK))
+        network.stem = nn.Sequential(unfold, *network.stem)
+        return network
     strides = PIXEL_STAGE_STRIDES if input_kind == "pixels" else frequency_strides
     return IResNet(in_channels, input_size, PRESETS[preset], strides, embedding_size, dropout)

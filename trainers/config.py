@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from common.errors import InputError
-from trainers.backbones import PRESETS, check_frequency_strides
+from trainers.backbones import PRESETS, check_frequency_options
 from trainers.heads import HEADS
 
 DEFENSES = ("none", "ppfr_fd", "mixup", "hybrid_fixed", "hybrid_adaptive")
@@ -30,6 +30,7 @@ class ModelConfig:
     margin: float | None = None  # None: the head's usual margin (ArcFace 0.5, CosFace 0.35)
     dropout: float = 0.0
     frequency_strides: tuple[int, ...] = (1, 2, 1, 2)  # stage strides of the frequency backbone over the block grid
+    frequency_stem: str = "grid"  # how the frequency backbone reads the channels: "grid" or "unfold" (backbones.py)
 
 
 @dataclass
@@ -81,7 +82,7 @@ class TrainConfig:
             raise InputError(f"defense.concentration must be positive, not {defense.concentration}")
         if model.backbone not in PRESETS:
             raise InputError(f"unknown model.backbone {model.backbone!r}; choose one of {sorted(PRESETS)}")
-        check_frequency_strides(tuple(model.frequency_strides))
+        check_frequency_options(model.frequency_stem, tuple(model.frequency_strides))
         if model.head not in HEADS:
             raise InputError(f"unknown model.head {model.head!r}; choose one of {sorted(HEADS)}")
         if model.embedding_size < 2:

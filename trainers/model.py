@@ -33,6 +33,7 @@ def build_face_model(config: TrainConfig, info: DatasetInfo) -> FaceModel:
         model.embedding_size,
         model.dropout,
         tuple(model.frequency_strides),
+        model.frequency_stem,
     )
     head = build_head(model.head, model.embedding_size, info.num_classes, model.scale, model.margin)
     return FaceModel(backbone, head)
