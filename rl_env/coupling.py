@@ -1,13 +1,17 @@
-"""The adaptive defence end to end: a real Ray Train FR run and an RLlib strategy, side by side, in lock-step.
+"""The adaptive defence end to end: a real Ray Train FR run and an RLlib strategy side by side, never waiting.
 
-The driver thread runs the strategy (RLlib's `algo.train()` steps MixUpKEnv, which waits on the mailbox); a
-background thread runs `trainers.run.train`, whose workers take each window's k from the mailbox through
-`MailboxKSource` and report their losses back. When either side ends or fails, the mailbox is declared finished
+A background thread runs `trainers.run.train`, whose workers take each window's k from the mailbox through
+`MailboxKSource` and report their losses back. The driver thread runs the strategy (`rl_env.one_ahead`): it
+chooses each window's k one window ahead with its current policy, pays each window's reward to the choice made for
+that window, and hands the windows gathered every `adaptive.update_every_windows` to a thread that updates the
+policy meanwhile (`rl_env.background_learning`). When either side ends or fails, the mailbox is declared finished
 so the other side stops at once instead of waiting out its timeout.
 
-RUN_DIR gains: strategy/ (the RLlib checkpoint, saved after every update, restored on resume), windows.jsonl
-(the environment's record of every window: k, raw and centred reward, losses), k_over_training.png, and in
-metrics.jsonl each window's reward beside its k and losses.
+RUN_DIR gains: strategy/ (the RLlib checkpoint, saved after the first update of each epoch and at the end,
+restored on resume), windows.jsonl (every window: k, raw and centred reward, losses, the policy's probability of
+each k when it chose, its number of updates), k_over_training.png, in metrics.jsonl those fields beside each
+window's k and losses, and in summary.json the strategy's statistics (k histogram, mean k, updates, windows
+whose k the workers had to wait for, mean reward per k).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from trainers.run import METRICS_FILE, SUMMARY_FILE, inspect_dataset, plan_epoch
 STRATEGY_DIR = "strategy"
 WINDOW_LOG = "windows.jsonl"
 K_FIGURE = "k_over_training.png"
+WINDOW_STRATEGY_FIELDS = ("reward", "centred_reward", "k_probabilities", "policy_updates")
+"""What metrics.jsonl gains per window from the strategy's log (None for a window it has no record of)."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +105,6 @@ def train_adaptive(
 
     from rl_env.env_config import MailboxLinkConfig
     from rl_env.mailbox import create_mailbox
-    from rl_env.strategies import build_strategy, train_once
 
     if config.defense.name != "hybrid_adaptive":
         raise InputError(f"train_adaptive runs the hybrid_adaptive defence, not {config.defense.name!r}")
@@ -121,11 +126,6 @@ def train_adaptive(
         link=MailboxLinkConfig(mailbox_name=name, timeout_s=adaptive.timeout_s),
         window_log_path=str(run_dir / WINDOW_LOG),
     )
-    algo = build_strategy(strategy, env_config)
-    if (run_dir / STRATEGY_DIR).is_dir():
-        algo.restore_from_path(str(run_dir / STRATEGY_DIR))
-        print(f"restored the {strategy.algorithm} strategy from {run_dir / STRATEGY_DIR}", flush=True)
-
     outcome: dict[str, Any] = {}
 
     def run_learner() -> None:
@@ -144,17 +144,19 @@ def train_adaptive(
         finally:
             ray.get(mailbox.declare_finished.remote())
 
+    # The FR run starts first: its workers take seconds to start, in which the strategy is built and chooses
+    # the first windows' k, so the workers find it waiting for them.
+    _import_both_sides()
     learner = threading.Thread(target=run_learner, name="hybridmask-fr-learner", daemon=True)
     learner.start()
     try:
-        while not ray.get(mailbox.state.remote()).finished:
-            train_once(algo)
-            algo.save_to_path(str(run_dir / STRATEGY_DIR))
-    except LearnerTimeout:
+        algo, background, waited = _drive_strategy(run_dir, strategy, adaptive, env_config, mailbox, plan)
+    except BaseException as error:
         ray.get(mailbox.declare_finished.remote())
         learner.join()
-        if "error" in outcome:
-            raise outcome["error"] from None
+        ray.kill(mailbox)
+        if isinstance(error, LearnerTimeout) and "error" in outcome:
+            raise outcome["error"] from None  # the workers went silent because the FR run failed: say why
         raise
     learner.join()
     algo.save_to_path(str(run_dir / STRATEGY_DIR))
@@ -173,11 +175,68 @@ def train_adaptive(
             "k_histogram": {str(k): count for k, count in sorted(Counter(ks).items())},
             "mean_k": sum(ks) / len(ks),
             "windows": len(ks),
+            "policy_updates": len(background.updates),
+            "update_every_windows": adaptive.update_every_windows,
+            "windows_waited_for_k": len(waited),
         }
     )
     _plot_k_over_training(history, adaptive.candidate_set, run_dir / K_FIGURE, strategy.algorithm)
     atomic_write_json(run_dir / SUMMARY_FILE, summary)  # last: its presence marks the run finished
     return summary
+
+
+def _import_both_sides() -> None:
+    """Import Ray Train and RLlib in this thread before the two sides start in two threads: Ray Train's and
+    RLlib's packages import each other, and two threads importing them at once can see a half-imported module."""
+    import ray.rllib.algorithms.ppo
+    import ray.train.torch  # noqa: F401
+
+    import rl_env.reinforce.algorithm  # noqa: F401
+    import trainers.loop
+    import trainers.metrics_callback  # noqa: F401
+
+
+def _drive_strategy(run_dir: Path, strategy: StrategyConfig, adaptive: AdaptiveConfig, env_config, mailbox, plan):
+    """Build (or restore) the strategy and serve every window's k until the FR run ends; returns the algorithm,
+    its background learner, and the windows whose k the workers had to wait for."""
+    from rl_env.acting import ActingPolicy
+    from rl_env.background_learning import BackgroundLearner
+    from rl_env.mailbox import RemoteLearnerLink
+    from rl_env.one_ahead import OneWindowAhead
+    from rl_env.strategies import build_strategy
+
+    algo = build_strategy(strategy, env_config)
+    try:
+        if (run_dir / STRATEGY_DIR).is_dir():
+            algo.restore_from_path(str(run_dir / STRATEGY_DIR))
+            print(f"restored the {strategy.algorithm} strategy from {run_dir / STRATEGY_DIR}", flush=True)
+        policy = ActingPolicy(algo, strategy.seed)
+        checkpoint = _checkpoint_each_epoch(algo, run_dir / STRATEGY_DIR, plan["windows_per_epoch"])
+        background = BackgroundLearner(algo, policy, after_update=checkpoint)
+        link = RemoteLearnerLink(mailbox, adaptive.timeout_s)
+        driver = OneWindowAhead(link, policy, background, env_config, adaptive.update_every_windows)
+        try:
+            if driver.start():
+                driver.run()
+        finally:
+            background.close()
+        return algo, background, link.windows_waited_for_k()
+    except BaseException:
+        algo.stop()
+        raise
+
+
+def _checkpoint_each_epoch(algo, path: Path, windows_per_epoch: int):
+    """After an update: save the strategy when the update reached a new epoch of the learner (for resuming)."""
+    saved_epoch = [-1]
+
+    def after_update(last_window: int) -> None:
+        epoch = last_window // windows_per_epoch
+        if epoch > saved_epoch[0]:
+            algo.save_to_path(str(path))
+            saved_epoch[0] = epoch
+
+    return after_update
 
 
 def _remove_stale_mailbox(name: str) -> None:
@@ -192,20 +251,21 @@ def _remove_stale_mailbox(name: str) -> None:
 
 def _attach_rewards(run_dir: Path) -> list[dict[str, Any]]:
     """Write each window's reward (from the environment's log) into metrics.jsonl beside its k and losses."""
-    rewards: dict[int, dict[str, float]] = {}
+    rewards: dict[int, dict[str, Any]] = {}
     log = run_dir / WINDOW_LOG
     if log.is_file():
         for record in read_json_lines(log):
-            if record.get("window_trained"):
-                rewards[record["windows_done"] - 1] = {
-                    "reward": record["raw_reward"],
-                    "centred_reward": record["centred_reward"],
-                }
+            rewards[record["window"]] = {
+                "reward": record["raw_reward"],
+                "centred_reward": record["centred_reward"],
+                "k_probabilities": record["k_probabilities"],
+                "policy_updates": record["policy_updates"],
+            }
     metrics_path = run_dir / METRICS_FILE
     history = read_json_lines(metrics_path)
     for epoch in history:
         for window in epoch["windows"]:
-            window.update(rewards.get(window["window"], {"reward": None, "centred_reward": None}))
+            window.update(rewards.get(window["window"], dict.fromkeys(WINDOW_STRATEGY_FIELDS)))
     atomic_write_text(metrics_path, "".join(json.dumps(epoch) + "\n" for epoch in history))
     return history
 

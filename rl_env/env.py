@@ -25,7 +25,6 @@ episode to the next; both are cleared when the learner starts a new run (its win
 from __future__ import annotations
 
 import json
-from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -34,20 +33,9 @@ import gymnasium as gym
 import numpy as np
 
 from rl_env.env_config import MailboxLinkConfig, MixUpKEnvConfig
-from rl_env.learner_link import LearnerLink, LearnerState, WindowResult
-from rl_env.reward import RunningMean, window_reward
+from rl_env.learner_history import OBSERVATION_FIELDS, LearnerHistory
+from rl_env.learner_link import LearnerLink
 from rl_env.standin import StandInLearner, StandInSurface
-
-OBSERVATION_FIELDS = (
-    "progress",
-    "last_mixed_loss",
-    "mean_mixed_loss",
-    "mixed_loss_trend",
-    "last_clean_val_loss",
-    "clean_val_rise",
-    "last_k",
-    "episode_fraction",
-)
 
 
 def make_link(config: MixUpKEnvConfig) -> LearnerLink:
@@ -59,13 +47,6 @@ def make_link(config: MixUpKEnvConfig) -> LearnerLink:
 
         return RemoteLearnerLink.from_name(config.link.mailbox_name, config.link.timeout_s, config.link.namespace)
     raise TypeError(f"no learner link for spec {config.link!r}")
-
-
-def loss_trend(losses: list[float]) -> float:
-    """Least-squares slope of the losses against their window index (0 for fewer than two)."""
-    if len(losses) < 2:
-        return 0.0
-    return float(np.polyfit(np.arange(len(losses), dtype=np.float64), np.asarray(losses, np.float64), 1)[0])
 
 
 class MixUpKEnv(gym.Env):
@@ -83,15 +64,7 @@ class MixUpKEnv(gym.Env):
         self.action_space = gym.spaces.Discrete(len(self.config.candidate_set))
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (len(OBSERVATION_FIELDS),), np.float32)
         self._link = link  # built on the first reset: a mailbox need not exist before sampling starts
-        self._recent_mixed: deque[float] = deque(maxlen=self.config.history_windows)
-        self._reference: float | None = None
-        self._reward_mean = self._new_reward_mean()
-        self._last_clean_val: float | None = None
-        self._last_rise = 0.0
-        self._last_k: int | None = None
-        self._progress = 0.0
-        self._learner_windows = 0
-        self._learner_finished = False
+        self._history = LearnerHistory(self.config)
         self._episode_windows = 0
         self._episodes = 0
 
@@ -106,9 +79,7 @@ class MixUpKEnv(gym.Env):
         if self._link is None:
             self._link = make_link(self.config)
         state = self._link.start_episode()
-        if state.windows_done < self._learner_windows:
-            self._forget_learner_run()
-        self._absorb_state(state)
+        self._history.absorb(state)
         self._episode_windows = 0
         self._episodes += 1
         return self._observation(), {"progress": state.progress, "windows_done": state.windows_done}
@@ -117,14 +88,15 @@ class MixUpKEnv(gym.Env):
         if self._link is None:
             raise RuntimeError("step before reset: call reset() first")
         k = self.config.candidate_set[int(action)]
-        if self._learner_finished:
+        if self._history.finished:
             return self._observation(), 0.0, True, False, {"k": k, "window_trained": False}
         result = self._link.train_window(k)
-        trained = result.windows_done > self._learner_windows
-        reference = self._reference
-        raw_reward = self._record(result, k, reference) if trained else 0.0
-        reward = self._centre(raw_reward) if trained else 0.0
-        self._learner_finished = result.finished
+        trained = result.windows_done > self._history.windows_done
+        reference = self._history.reference
+        raw_reward, reward = self._history.record(result, k) if trained else (0.0, 0.0)
+        self._history.finished = result.finished
+        if trained:
+            self._episode_windows += 1
         terminated = result.finished
         truncated = not terminated and self._episode_windows >= self.config.windows_per_episode
         info = {
@@ -146,71 +118,8 @@ class MixUpKEnv(gym.Env):
             self._link.close()
         super().close()
 
-    def _record(self, result: WindowResult, k: int, reference: float | None) -> float:
-        """Fold one trained window into the learner's history; return its reward."""
-        reward = window_reward(
-            result.mixed_loss,
-            result.clean_val_loss,
-            reference,
-            self.config.loss_weight,
-            self.config.utility_penalty,
-        )
-        self._recent_mixed.append(result.mixed_loss)
-        self._last_rise = result.clean_val_loss - reference if reference is not None else 0.0
-        self._last_clean_val = result.clean_val_loss
-        self._reference = result.clean_val_loss if reference is None else min(reference, result.clean_val_loss)
-        self._last_k = k
-        self._progress = result.progress
-        self._learner_windows = result.windows_done
-        self._episode_windows += 1
-        return reward
-
-    def _new_reward_mean(self) -> RunningMean | None:
-        windows = self.config.reward_centering_windows
-        return RunningMean(windows) if windows > 0 else None
-
-    def _centre(self, raw_reward: float) -> float:
-        if self._reward_mean is None:
-            return raw_reward
-        centred = self._reward_mean.centred(raw_reward)
-        self._reward_mean.update(raw_reward)
-        return centred
-
-    def _absorb_state(self, state: LearnerState) -> None:
-        self._progress = state.progress
-        self._learner_windows = state.windows_done
-        self._learner_finished = state.finished
-        if state.last_mixed_loss is not None and not self._recent_mixed:
-            self._recent_mixed.append(state.last_mixed_loss)
-        if state.last_clean_val_loss is not None:
-            self._last_clean_val = state.last_clean_val_loss
-            self._reference = (
-                state.last_clean_val_loss
-                if self._reference is None
-                else min(self._reference, state.last_clean_val_loss)
-            )
-
-    def _forget_learner_run(self) -> None:
-        self._recent_mixed.clear()
-        self._reference = None
-        self._reward_mean = self._new_reward_mean()
-        self._last_clean_val = None
-        self._last_rise = 0.0
-        self._last_k = None
-
     def _observation(self) -> np.ndarray:
-        recent = list(self._recent_mixed)
-        values = (
-            self._progress,
-            recent[-1] if recent else 0.0,
-            float(np.mean(recent)) if recent else 0.0,
-            loss_trend(recent),
-            self._last_clean_val if self._last_clean_val is not None else 0.0,
-            self._last_rise,
-            self._last_k / max(self.config.candidate_set) if self._last_k is not None else 0.0,
-            self._episode_windows / self.config.windows_per_episode,
-        )
-        return np.asarray(values, dtype=np.float32)
+        return self._history.observation(self._episode_windows / self.config.windows_per_episode)
 
     def _log_window(self, info: dict[str, Any], reward: float) -> None:
         if self.config.window_log_path is None:

@@ -1,10 +1,15 @@
-"""The lock-step exchange between the MixUp-k environment and the Ray Train workers of the FR learner.
+"""The exchange between the adaptive strategy and the Ray Train workers of the FR learner.
 
 One named Ray actor, `LearnerMailbox`, sits between the two sides of one training run:
 
-    environment (RLlib, in the driver)            training workers (Ray Train, ranks 0..N-1)
+    strategy (in the driver)                      training workers (Ray Train, ranks 0..N-1)
     submit_k(k, w)  ───────────────▶  k of window w  ───────────────▶  next_k(w)        (every rank, same k)
     await_result(w) ◀── mean over ranks ◀── report(w, rank, mixed_loss, clean_val_loss, progress)
+
+The strategy may submit k for windows ahead (`rl_env.one_ahead` keeps one window ahead, so a worker finds the
+k of its next window already there); the RLlib environment's `RemoteLearnerLink.train_window` is the lock-step
+form (submit, then await). The mailbox notes every window whose k a worker asked for before it was submitted
+(`windows_waited_for_k`): the time the learner idled for the strategy.
 
 Why an actor: RLlib builds the environment itself and Ray Train owns its workers, so neither can hold the
 other; both can look up a named actor. It is an async actor, so a side waiting for the other never blocks the
@@ -53,6 +58,7 @@ class LearnerMailbox:
         self._reports_by_window: dict[int, dict[int, tuple[float, float, float]]] = {}
         self._results: dict[int, WindowResult] = {}
         self._finished = False
+        self._waited_for_k: set[int] = set()
         self._changed = asyncio.Condition()
 
     # environment side
@@ -93,10 +99,15 @@ class LearnerMailbox:
             last_clean_val_loss=latest.clean_val_loss,
         )
 
+    def windows_waited_for_k(self) -> list[int]:
+        return sorted(self._waited_for_k)
+
     # training side
 
     async def next_k(self, window_index: int, timeout_s: float) -> int | None:
         """The k of a window (at once when already known, e.g. after a restart); None once training is over."""
+        if window_index not in self._k_by_window and not self._finished:
+            self._waited_for_k.add(window_index)
         await self._wait(
             lambda: window_index in self._k_by_window or self._finished,
             timeout_s,
@@ -210,10 +221,22 @@ class RemoteLearnerLink(LearnerLink):
         if self._next_window is None:
             raise RuntimeError("train_window before start_episode: the link does not know the next window yet")
         window = self._next_window
-        _get(self._mailbox.submit_k.remote(k, window), 0.0, "environment")
-        result = _get(self._mailbox.await_result.remote(window, self._timeout_s), self._timeout_s, "environment")
+        self.submit_k(window, k)
+        result = self.result_of(window)
         self._next_window = result.windows_done
         return result
+
+    def submit_k(self, window_index: int, k: int) -> None:
+        """Hand the workers the k of a window (the strategy acting ahead calls this before the window starts)."""
+        _get(self._mailbox.submit_k.remote(k, window_index), 0.0, "environment")
+
+    def result_of(self, window_index: int) -> WindowResult:
+        """Wait for every worker's report of a window (at most timeout_s; LearnerTimeout names the workers)."""
+        return _get(self._mailbox.await_result.remote(window_index, self._timeout_s), self._timeout_s, "environment")
+
+    def windows_waited_for_k(self) -> list[int]:
+        """Windows whose k the workers asked for before the strategy had chosen it (they idled for the strategy)."""
+        return _get(self._mailbox.windows_waited_for_k.remote(), 0.0, "environment")
 
     def close(self) -> None:
         self._mailbox = None

@@ -21,11 +21,20 @@ class AdaptiveConfig:
     history_windows: int = 4
     reward_centering_windows: int = 20
     timeout_s: float = 600.0  # longest wait for the other side (covers a worker restart) before LearnerTimeout
+    update_every_windows: int = 4  # the strategy's policy is updated (in the background) every this many windows
 
     def validate(self, batch_size: int) -> None:
         """The environment config checks k against the batch, repeats and weights; its errors name the key."""
         if self.timeout_s <= 0:
             raise InputError(f"adaptive.timeout_s must be positive, not {self.timeout_s}")
+        if isinstance(self.update_every_windows, bool) or not isinstance(self.update_every_windows, int):
+            raise InputError(
+                f"adaptive.update_every_windows must be a whole number of windows, not {self.update_every_windows!r}"
+            )
+        if self.update_every_windows < 1:
+            raise InputError(
+                f"adaptive.update_every_windows={self.update_every_windows}: update the policy at least every window (1)"
+            )
         self.environment(
             batch_size=batch_size,
             window_batches=1,

@@ -120,6 +120,7 @@ class StandInLearner(LearnerLink):
         self._rng = np.random.default_rng(surface.seed)
         self._windows_done = 0
         self._last: WindowResult | None = None
+        self._k_by_window: dict[int, int] = {}
 
     def start_episode(self) -> LearnerState:
         if self._windows_done >= self._surface.total_windows:
@@ -147,6 +148,16 @@ class StandInLearner(LearnerLink):
             finished=self._windows_done >= self._surface.total_windows,
         )
         return self._last
+
+    def submit_k(self, window_index: int, k: int) -> None:
+        """The pipelined side (`rl_env.one_ahead.PipelinedLink`): remember a window's k until it is trained."""
+        self._k_by_window[window_index] = k
+
+    def result_of(self, window_index: int) -> WindowResult:
+        """Train the window with the k submitted for it; windows are trained in order."""
+        if window_index != self._windows_done:
+            raise RuntimeError(f"window {window_index} asked for, but the stand-in is at window {self._windows_done}")
+        return self.train_window(self._k_by_window.pop(window_index))
 
     def close(self) -> None:
         pass

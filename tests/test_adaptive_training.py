@@ -14,7 +14,7 @@ from rl_env.coupling import K_FIGURE, STRATEGY_DIR
 
 COMMON = [
     "defense.name=hybrid_adaptive", "optim.epochs=2", "scale.workers=2", "optim.batch_size=16",
-    "model.embedding_size=64", "window_batches=2", "adaptive.candidate_set=[2,3,4]",
+    "model.embedding_size=64", "window_batches=2", "adaptive.candidate_set=[2,3,4]", "adaptive.update_every_windows=2",
 ]  # fmt: skip
 
 
@@ -40,7 +40,19 @@ def test_adaptive_run_completes_and_its_k_histogram_counts_every_window(adaptive
     assert set(map(int, summary["k_histogram"])) <= {2, 3, 4}
     assert summary["mean_k"] == pytest.approx(np.mean([window["k"] for window in windows]))
     assert all(window["reward"] is not None and window["clean_val_loss"] is not None for window in windows)
+    assert all(sum(window["k_probabilities"]) == pytest.approx(1.0, abs=1e-4) for window in windows)
     assert (run_dir / K_FIGURE).stat().st_size > 0
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "reinforce"])
+def test_the_workers_never_wait_for_k_and_the_policy_learns_during_the_run(adaptive_runs, algorithm) -> None:
+    run_dir, summary = adaptive_runs[algorithm]
+    epochs = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    versions = [window["policy_updates"] for epoch in epochs for window in epoch["windows"]]
+    assert summary["windows_waited_for_k"] == 0, "the strategy chose every window's k before the workers asked"
+    assert summary["update_every_windows"] == 2
+    assert summary["policy_updates"] >= 2 and versions[-1] >= 1, "updates happened while the run went on"
+    assert versions == sorted(versions), "the policy acting on later windows is never older"
 
 
 def test_swapping_algorithms_changes_only_the_strategy_key(adaptive_runs) -> None:

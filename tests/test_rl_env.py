@@ -343,3 +343,15 @@ def test_mailbox_client_and_link_reject_bad_settings(ray_cluster):
         create_mailbox("never", num_workers=0)
     with pytest.raises(InputError, match="timeout_s=0"):
         RemoteLearnerLink(mailbox=None, timeout_s=0)
+
+
+def test_mailbox_counts_the_windows_whose_k_the_workers_had_to_wait_for(mailbox):
+    from rl_env.mailbox import MailboxClient, RemoteLearnerLink
+
+    link = RemoteLearnerLink(mailbox, timeout_s=20.0)
+    link.submit_k(0, 3)
+    client = MailboxClient(mailbox, 0)
+    assert client.next_k(0, timeout_s=SHORT_S) == 3  # chosen ahead: no wait
+    in_threads(lambda: (time.sleep(0.3), link.submit_k(1, 5)))
+    assert client.next_k(1, timeout_s=20.0) == 5  # asked before the strategy chose: a wait
+    assert link.windows_waited_for_k() == [1]
