@@ -18,16 +18,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import threading
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from common.errors import InputError
-from common.files import atomic_write_json, atomic_write_text, read_json_lines
+from common.files import atomic_write_json, read_json_lines
 from rl_env.learner_link import LearnerTimeout
+from rl_env.run_record import attach_strategy_record, plot_k_over_training, strategy_statistics
 from rl_env.settings import AdaptiveConfig
 from rl_env.strategies import StrategyConfig
 from trainers.config import TrainConfig
@@ -38,8 +37,6 @@ from trainers.run import METRICS_FILE, SUMMARY_FILE, inspect_dataset, plan_epoch
 STRATEGY_DIR = "strategy"
 WINDOW_LOG = "windows.jsonl"
 K_FIGURE = "k_over_training.png"
-WINDOW_STRATEGY_FIELDS = ("reward", "centred_reward", "k_probabilities", "policy_updates")
-"""What metrics.jsonl gains per window from the strategy's log (None for a window it has no record of)."""
 
 
 @dataclass(frozen=True)
@@ -146,11 +143,11 @@ def train_adaptive(
 
     # The FR run starts first: its workers take seconds to start, in which the strategy is built and chooses
     # the first windows' k, so the workers find it waiting for them.
-    _import_both_sides()
+    import_both_sides()
     learner = threading.Thread(target=run_learner, name="hybridmask-fr-learner", daemon=True)
     learner.start()
     try:
-        algo, background, waited = _drive_strategy(run_dir, strategy, adaptive, env_config, mailbox, plan)
+        updates, waited = _drive_strategy(run_dir, strategy, adaptive, env_config, mailbox, plan)
     except BaseException as error:
         ray.get(mailbox.declare_finished.remote())
         learner.join()
@@ -159,33 +156,28 @@ def train_adaptive(
             raise outcome["error"] from None  # the workers went silent because the FR run failed: say why
         raise
     learner.join()
-    algo.save_to_path(str(run_dir / STRATEGY_DIR))
-    algo.stop()
     ray.kill(mailbox)
     if "error" in outcome:
         raise outcome["error"]
 
     summary = outcome["summary"]
-    history = _attach_rewards(run_dir)
-    ks = [window["k"] for epoch in history for window in epoch["windows"]]
+    history = attach_strategy_record(run_dir / METRICS_FILE, run_dir / WINDOW_LOG)
     summary.update(
         {
             "strategy": strategy.algorithm,
             "candidate_set": list(adaptive.candidate_set),
-            "k_histogram": {str(k): count for k, count in sorted(Counter(ks).items())},
-            "mean_k": sum(ks) / len(ks),
-            "windows": len(ks),
-            "policy_updates": len(background.updates),
+            **strategy_statistics(history),
+            "policy_updates": updates,
             "update_every_windows": adaptive.update_every_windows,
             "windows_waited_for_k": len(waited),
         }
     )
-    _plot_k_over_training(history, adaptive.candidate_set, run_dir / K_FIGURE, strategy.algorithm)
+    plot_k_over_training(history, adaptive.candidate_set, run_dir / K_FIGURE, strategy.algorithm)
     atomic_write_json(run_dir / SUMMARY_FILE, summary)  # last: its presence marks the run finished
     return summary
 
 
-def _import_both_sides() -> None:
+def import_both_sides() -> None:
     """Import Ray Train and RLlib in this thread before the two sides start in two threads: Ray Train's and
     RLlib's packages import each other, and two threads importing them at once can see a half-imported module."""
     import ray.rllib.algorithms.ppo
@@ -197,8 +189,8 @@ def _import_both_sides() -> None:
 
 
 def _drive_strategy(run_dir: Path, strategy: StrategyConfig, adaptive: AdaptiveConfig, env_config, mailbox, plan):
-    """Build (or restore) the strategy and serve every window's k until the FR run ends; returns the algorithm,
-    its background learner, and the windows whose k the workers had to wait for."""
+    """Build (or restore) the strategy, serve every window's k until the FR run ends, save the strategy; returns
+    the number of policy updates and the windows whose k the workers had to wait for."""
     from rl_env.acting import ActingPolicy
     from rl_env.background_learning import BackgroundLearner
     from rl_env.mailbox import RemoteLearnerLink
@@ -220,10 +212,11 @@ def _drive_strategy(run_dir: Path, strategy: StrategyConfig, adaptive: AdaptiveC
                 driver.run()
         finally:
             background.close()
-        return algo, background, link.windows_waited_for_k()
-    except BaseException:
+        # The last window is in: the FR run is verifying and exporting its model meanwhile.
+        algo.save_to_path(str(run_dir / STRATEGY_DIR))
+        return len(background.updates), link.windows_waited_for_k()
+    finally:
         algo.stop()
-        raise
 
 
 def _checkpoint_each_epoch(algo, path: Path, windows_per_epoch: int):
@@ -247,52 +240,3 @@ def _remove_stale_mailbox(name: str) -> None:
         ray.kill(ray.get_actor(name))
     except ValueError:
         return
-
-
-def _attach_rewards(run_dir: Path) -> list[dict[str, Any]]:
-    """Write each window's reward (from the environment's log) into metrics.jsonl beside its k and losses."""
-    rewards: dict[int, dict[str, Any]] = {}
-    log = run_dir / WINDOW_LOG
-    if log.is_file():
-        for record in read_json_lines(log):
-            rewards[record["window"]] = {
-                "reward": record["raw_reward"],
-                "centred_reward": record["centred_reward"],
-                "k_probabilities": record["k_probabilities"],
-                "policy_updates": record["policy_updates"],
-            }
-    metrics_path = run_dir / METRICS_FILE
-    history = read_json_lines(metrics_path)
-    for epoch in history:
-        for window in epoch["windows"]:
-            window.update(rewards.get(window["window"], dict.fromkeys(WINDOW_STRATEGY_FIELDS)))
-    atomic_write_text(metrics_path, "".join(json.dumps(epoch) + "\n" for epoch in history))
-    return history
-
-
-def _plot_k_over_training(
-    history: list[dict[str, Any]], candidate_set: tuple[int, ...], path: Path, algorithm: str
-) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    windows = [window for epoch in history for window in epoch["windows"]]
-    index = [window["window"] for window in windows]
-    figure, (k_axis, loss_axis) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True, constrained_layout=True)
-    k_axis.step(index, [window["k"] for window in windows], where="mid", color="tab:blue")
-    k_axis.set_yticks(list(candidate_set))
-    k_axis.set_ylabel("k chosen")
-    k_axis.set_title(f"adaptive MixUp: k chosen by the {algorithm.upper()} strategy, window by window")
-    loss_axis.plot(index, [window["mixed_loss"] for window in windows], label="mixed loss (training windows)")
-    loss_axis.plot(index, [window["clean_val_loss"] for window in windows], label="clean validation loss")
-    loss_axis.set_xlabel("training window")
-    loss_axis.set_ylabel("FR loss")
-    loss_axis.legend(loc="upper right")
-    for epoch_end in range(len(history)):
-        boundary = (epoch_end + 1) * len(history[0]["windows"]) - 0.5
-        for axis in (k_axis, loss_axis):
-            axis.axvline(boundary, color="0.85", linewidth=0.8, zorder=0)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)

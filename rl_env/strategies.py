@@ -15,7 +15,6 @@ import numpy as np
 
 from common.errors import InputError
 from rl_env.env_config import MixUpKEnvConfig
-from rl_env.learner_link import LearnerTimeout
 
 ALGORITHMS = ("ppo", "reinforce")
 
@@ -86,23 +85,6 @@ def algorithm_config(strategy: StrategyConfig, env_config: MixUpKEnvConfig):
 def build_strategy(strategy: StrategyConfig, env_config: MixUpKEnvConfig):
     """A ready RLlib Algorithm: call `.train()` for one update (it steps the environment for a batch first)."""
     return algorithm_config(strategy, env_config).build_algo()
-
-
-def train_once(algo) -> dict:
-    """One `algo.train()`; a `LearnerTimeout` from the environment comes out as itself.
-
-    RLlib wraps any exception an environment raises in a bare RuntimeError; unwrapping it lets the caller
-    tell a silent FR learner apart from a bug.
-    """
-    try:
-        return algo.train()
-    except RuntimeError as error:
-        cause = error.__cause__
-        while cause is not None and not isinstance(cause, LearnerTimeout):
-            cause = cause.__cause__
-        if cause is None:
-            raise
-        raise cause from error
 
 
 def restore_strategy(checkpoint_dir: str | Path):

@@ -41,6 +41,10 @@ def test_adaptive_run_completes_and_its_k_histogram_counts_every_window(adaptive
     assert summary["mean_k"] == pytest.approx(np.mean([window["k"] for window in windows]))
     assert all(window["reward"] is not None and window["clean_val_loss"] is not None for window in windows)
     assert all(sum(window["k_probabilities"]) == pytest.approx(1.0, abs=1e-4) for window in windows)
+    for k, earned in summary["reward_by_k"].items():  # what the strategy earned on the real learner, per k
+        rewards = [window["reward"] for window in windows if window["k"] == int(k)]
+        assert earned["windows"] == len(rewards) == summary["k_histogram"][k]
+        assert earned["mean_reward"] == pytest.approx(np.mean(rewards))
     assert (run_dir / K_FIGURE).stat().st_size > 0
 
 

@@ -21,7 +21,6 @@ from rl_env.strategies import (
     mean_policy_probabilities,
     policy_probabilities,
     restore_strategy,
-    train_once,
 )
 
 MAX_ITERATIONS = 25  # one iteration = one episode of 10 windows; both learn the stand-in in well under this
@@ -125,14 +124,23 @@ def test_without_utility_penalty_the_strategy_learns_the_largest_k(ray_cluster):
         algo.stop()
 
 
-def test_training_against_a_silent_learner_raises_learner_timeout_instead_of_hanging(ray_cluster):
-    from rl_env.mailbox import create_mailbox
+def test_a_strategy_serving_a_silent_learner_raises_learner_timeout_instead_of_hanging(ray_cluster):
+    from rl_env.acting import ActingPolicy
+    from rl_env.background_learning import BackgroundLearner
+    from rl_env.mailbox import RemoteLearnerLink, create_mailbox
+    from rl_env.one_ahead import OneWindowAhead
 
     mailbox = create_mailbox("silent-run", num_workers=2)  # no training worker ever answers
-    algo = build_strategy(StrategyConfig(), MixUpKEnvConfig(link=MailboxLinkConfig("silent-run", timeout_s=0.5)))
+    config = MixUpKEnvConfig(link=MailboxLinkConfig("silent-run", timeout_s=0.5))
+    algo = build_strategy(StrategyConfig(), config)
+    policy = ActingPolicy(algo, seed=0)
+    learner = BackgroundLearner(algo, policy)
+    driver = OneWindowAhead(RemoteLearnerLink(mailbox, timeout_s=0.5), policy, learner, config, 4)
     try:
+        assert driver.start()
         with pytest.raises(LearnerTimeout, match="training workers did not report window 0"):
-            train_once(algo)
+            driver.run()
     finally:
+        learner.close()
         algo.stop()
         ray_cluster.kill(mailbox)
