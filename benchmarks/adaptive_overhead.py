@@ -58,6 +58,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="adaptive-overhead-") as scratch:
         root = args.keep or Path(scratch)
+        root.mkdir(parents=True, exist_ok=True)
         prepared = args.data or synthetic_data(root / "prepared")
         masked = root / "masked"
         mask_dataset(prepared, generate_key(), masked, progress=False)

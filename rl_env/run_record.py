@@ -109,8 +109,10 @@ def _plot_probabilities(axis, windows: list[dict[str, Any]], index: list[int], c
     probabilities = np.array([window["k_probabilities"] for _, window in known]).T
     axis.stackplot(positions, probabilities, labels=[f"k={k}" for k in candidate_set], step="mid", alpha=0.85)
     versions = [window["policy_updates"] for _, window in known]
-    changes = [positions[i] for i in range(1, len(versions)) if versions[i] != versions[i - 1]]
-    axis.plot(changes, [1.02] * len(changes), "v", color="black", markersize=3, clip_on=False, label="policy updated")
+    for i in range(1, len(versions)):
+        if versions[i] != versions[i - 1]:
+            axis.axvline(positions[i] - 0.5, color="black", linestyle=":", linewidth=0.8)
     axis.set_ylim(0, 1)
     axis.set_ylabel("p(k) when chosen")
-    axis.legend(loc="upper left", ncol=len(candidate_set) + 1, fontsize=7)
+    axis.set_title("the policy's probability of each k when it chose (dotted: a newer policy from here)", fontsize=9)
+    axis.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=7)
