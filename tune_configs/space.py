@@ -17,8 +17,8 @@ import yaml
 
 from common.errors import InputError
 from pipelines.runs.experiment_config import ExperimentConfig, load_experiment
+from tune_configs.space_files import SPACES_DIR, available_spaces
 
-SPACES_DIR = Path(__file__).resolve().parent / "spaces"
 DOMAINS = ("choice", "grid", "uniform", "loguniform")
 
 
@@ -58,10 +58,6 @@ class SearchSpace:
         self, params: dict[str, Any], base_config: Path | None = None, extra: list[str] = ()
     ) -> ExperimentConfig:
         return load_experiment(base_config, [*extra, *self.overrides(params)])
-
-
-def available_spaces() -> list[str]:
-    return sorted(path.stem for path in SPACES_DIR.glob("*.yaml"))
 
 
 def load_space(name_or_path: str) -> SearchSpace:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tune_configs.space_files import available_spaces
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tune_configs.space import available_spaces
-
     parser = subparsers.add_parser(
         "tune",
         help="Ray Tune sweep of pipeline runs over a search space, ranked by the overall score (--resume continues)",
