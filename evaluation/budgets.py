@@ -76,7 +76,8 @@ class BudgetConfig:
     evaluator: EvaluatorBudgetConfig = field(default_factory=EvaluatorBudgetConfig)
 
     def validate(self) -> None:
-        for section in (self, self.recovery, self.whitebox, self.blackbox, self.evaluator):
+        sections = [value for value in vars(self).values() if dataclasses.is_dataclass(value)]
+        for section in (self, *sections):
             for item in dataclasses.fields(section):
                 value = getattr(section, item.name)
                 is_number = isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -101,8 +101,8 @@ def train_adaptive(
     from rl_env.mailbox import create_mailbox
     from rl_env.strategies import build_strategy, train_once
 
-    if config.defense.name != "hybrid_adaptive":
-        raise InputError(f"train_adaptive runs the hybrid_adaptive defence, not {config.defense.name!r}")
+    if not config.defense_row.adaptive:
+        raise InputError(f"train_adaptive runs defences with an adaptive k, not {config.defense.name!r}")
     config.validate()
     adaptive.validate(config.optim.batch_size)
     run_dir = Path(run_dir).resolve()

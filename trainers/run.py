@@ -247,7 +247,7 @@ def summarise(
     last_verified = next(epoch for epoch in reversed(history) if "verification_accuracy" in epoch)
     return {
         "defense": config.defense.name,
-        "k": config.defense.k if config.defense.name in ("mixup", "hybrid_fixed") else None,
+        "k": config.defense.k if config.defense_row.fixed_k else None,
         "epochs": len(history),
         "verification_accuracy": last_verified["verification_accuracy"],
         "tar_at_far_1e-3": last_verified["tar_at_far_1e-3"],

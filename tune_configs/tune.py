@@ -32,9 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--size", type=int, default=112, help="face side when --data needs preparing (default: %(default)s)"
     )
-    parser.add_argument(
-        "--attacks", default="recovery,whitebox,blackbox", help="attacks per trial (default: %(default)s)"
-    )
+    parser.add_argument("--attacks", help="comma-separated attacks per trial (default: every attack)")
     parser.add_argument(
         "--key-setting",
         choices=("known", "unknown", "both"),

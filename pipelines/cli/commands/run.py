@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from trainers.defenses import COMPARED_BY_DEFAULT, DEFENSES, UNPROTECTED
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -35,8 +37,9 @@ def add_pipeline_options(parser: argparse.ArgumentParser, default_out: str | Non
     )
     parser.add_argument(
         "--defenses",
-        default="none,ppfr_fd,hybrid_adaptive",
-        help="comma-separated defences; the unprotected `none` baseline is always added (default: %(default)s)",
+        default=",".join(COMPARED_BY_DEFAULT),
+        help=f"comma-separated defences of {', '.join(DEFENSES)}; the unprotected `{UNPROTECTED}` baseline is always "
+        "added (default: %(default)s)",
     )
     parser.add_argument(
         "--strategy", choices=("ppo", "reinforce"), help="the RL algorithm of hybrid_adaptive (default: ppo)"
@@ -49,8 +52,7 @@ def add_pipeline_options(parser: argparse.ArgumentParser, default_out: str | Non
     )
     parser.add_argument(
         "--attacks",
-        default=",".join(("recovery", "whitebox", "blackbox")),
-        help="attacks to run (default: %(default)s)",
+        help="comma-separated attacks to run (default: every attack)",
     )
     parser.add_argument(
         "--key-setting",
