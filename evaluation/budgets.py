@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from common.errors import InputError
+from evaluation.identification import DescriptorMode
 from trainers.config_io import apply_overrides, from_dict, to_dict
 
 _MAY_BE_ZERO = {"seed", "prior_weight"}
@@ -50,7 +51,7 @@ class BlackboxBudgetConfig:
 class EvaluatorBudgetConfig:
     classifier_epochs: int = 30
     classifier_size: int = 32  # the evaluation classifier's input side
-    dlib_mode: str = "detect_or_full"
+    dlib_mode: DescriptorMode = "detect_or_full"
 
 
 @dataclass

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -62,8 +62,9 @@ class AttackOutcome:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, float | None]) -> AttackOutcome:
-        return cls(**{name: values.get(name) for name in cls.__dataclass_fields__})
+    def from_dict(cls, values: Mapping[str, Any]) -> AttackOutcome:
+        fields: dict[str, Any] = {name: values.get(name) for name in cls.__dataclass_fields__}
+        return cls(**fields)
 
 
 @dataclass(frozen=True)

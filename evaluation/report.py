@@ -343,7 +343,7 @@ def _outcome_table(outcomes: Mapping[str, AttackOutcome], what: str) -> list[str
     header += " classifier top-1 | classifier top-5 |" if with_classifier else ""
     rows = [header, "|---" * header.count(" |") + "|"]
     for name, o in outcomes.items():
-        cells = [o.ssim, o.psnr, o.top1, o.top5, o.knn_dist]
+        cells: list[float | None] = [o.ssim, o.psnr, o.top1, o.top5, o.knn_dist]
         cells += [o.classifier_top1, o.classifier_top5] if with_classifier else []
         rows.append(f"| {name} | " + " | ".join(_fmt(v) for v in cells) + " |")
     return rows

@@ -95,7 +95,7 @@ def parse_key_settings(value: str) -> tuple[KeySetting, ...]:
         return KEY_SETTINGS
     if value not in KEY_SETTINGS:
         raise InputError(f"--key-setting {value!r}: choose known, unknown or both")
-    return (value,)  # type: ignore[return-value]
+    return (value,)
 
 
 def plan_attacks(

@@ -75,6 +75,8 @@ class PublicDefenseConfig:
     def from_run(cls, run: RunData) -> PublicDefenseConfig:
         defense, row = run.defense, defense_named(run.defense)
         concentration = float(run.train_config.get("defense", {}).get("concentration", 1.0))
+        k_values: tuple[int, ...]
+        k_weights: tuple[float, ...]
         if row.fixed_k:
             k_values, k_weights = (int(run.summary["k"]),), (1.0,)
         elif row.adaptive:
@@ -164,12 +166,12 @@ def balanced_rows(labels: torch.Tensor, count: int, generator: torch.Generator) 
 
 def build_server_targets(run: RunData, defense: PublicDefenseConfig, count: int, seed: int) -> ServerTargets:
     """`count` targets from the run's private set as the server sees them (see the module docstring)."""
-    if defense.masked and run.masked is None:
+    rows = run.masked if defense.masked else run.private.images
+    if rows is None:
         raise InputError(
             f"{run.run_dir}: defence {defense.defense!r} trained on masked data, but no masked rows were found"
         )
     generator = torch.Generator().manual_seed(seed)
-    rows = run.masked if defense.masked else run.private.images
     labels = run.private.labels
     chosen = balanced_rows(labels, count, generator)
     ks = torch.ones(len(rows), dtype=torch.long)
@@ -187,9 +189,11 @@ def simulate_server_view(
 ) -> torch.Tensor:
     """The attacker's simulation of the server view of a batch of its own images in [0, 1]: masked with the
     attacker's masker (masked defences), then mixed like the defence, image i dominating view i."""
-    if defense.masked and masker is None:
-        raise InputError(f"defence {defense.defense!r} masks its data: simulating its view needs a masker")
-    rows = masker(images) if defense.masked else images
+    rows = images
+    if defense.masked:
+        if masker is None:
+            raise InputError(f"defence {defense.defense!r} masks its data: simulating its view needs a masker")
+        rows = masker(images)
     return mix_rows(rows, labels, defense.draw_ks(len(images), generator), defense.concentration, generator)
 
 

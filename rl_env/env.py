@@ -28,7 +28,7 @@ import json
 from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -70,8 +70,6 @@ def loss_trend(losses: list[float]) -> float:
 
 class MixUpKEnv(gym.Env):
     """The MixUp-k environment (module docstring). RLlib builds it as `MixUpKEnv(env_config_dict)`."""
-
-    metadata: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self, env_config: Mapping[str, Any] | MixUpKEnvConfig | None = None, link: LearnerLink | None = None

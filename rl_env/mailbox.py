@@ -170,9 +170,10 @@ def create_mailbox(name: str, num_workers: int, namespace: str | None = None, fi
         raise InputError(f"num_workers={num_workers}: the mailbox needs at least one training worker")
     if not name:
         raise InputError("mailbox name is empty: give each training run's mailbox a name")
-    return LearnerMailbox.options(name=name, namespace=namespace, max_concurrency=MAX_CONCURRENT_CALLS).remote(
-        num_workers, first_window
-    )
+    # ray.remote turns the class into an actor class, which Ray's annotations do not say: `.options` is real.
+    return LearnerMailbox.options(  # type: ignore[attr-defined]
+        name=name, namespace=namespace, max_concurrency=MAX_CONCURRENT_CALLS
+    ).remote(num_workers, first_window)
 
 
 def _get(ref: ray.ObjectRef, wait_s: float, side: str):
@@ -216,7 +217,7 @@ class RemoteLearnerLink(LearnerLink):
         return result
 
     def close(self) -> None:
-        self._mailbox = None
+        del self._mailbox  # drops the actor handle; a closed link cannot be used again
 
 
 class MailboxClient:

@@ -9,6 +9,7 @@ A space file has `description`, `samples` (Tune's num_samples), `fixed` (config 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ class SearchSpace:
         return [f"{key}={json.dumps(value)}" for key, value in {**self.fixed, **params}.items()]
 
     def config(
-        self, params: dict[str, Any], base_config: Path | None = None, extra: list[str] = ()
+        self, params: dict[str, Any], base_config: Path | None = None, extra: Sequence[str] = ()
     ) -> ExperimentConfig:
         return load_experiment(base_config, [*extra, *self.overrides(params)])
 

@@ -98,7 +98,7 @@ def run_sweep(spec: SweepConfig, say: Say = print) -> list[TrialRow]:
             ),
         )
     grid = tuner.fit()
-    rows = [TrialRow.from_result(result) for result in grid]
+    rows = [TrialRow.from_result(grid[index]) for index in range(len(grid))]
     write_results(rows, spec.out, spec.space, say)
     return rows
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 
 from trainers.defenses import COMPARED_BY_DEFAULT, DEFENSES, UNPROTECTED
@@ -74,7 +75,11 @@ def add_pipeline_options(parser: argparse.ArgumentParser, default_out: str | Non
 
 
 def pipeline_spec(
-    args: argparse.Namespace, out: Path, data_step, config_defaults: list[str] = (), budget_defaults: list[str] = ()
+    args: argparse.Namespace,
+    out: Path,
+    data_step,
+    config_defaults: Sequence[str] = (),
+    budget_defaults: Sequence[str] = (),
 ):
     """A validated PipelineConfig from the shared options; `--set budget.*` goes to the attacks, the rest to training."""
     from evaluation.budgets import load_budgets
