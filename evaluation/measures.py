@@ -1,4 +1,4 @@
-"""The measures S1-S4 and the scores of DESIGN.md section 6, as pure functions over arrays and small dataclasses.
+"""The measures S1-S4 and the scores of README.md (Measures), as pure functions over arrays and small dataclasses.
 
     S1 = 1 - SSIM(original, best visual rendering of the masked data), clipped to [0, 1]
     S2 = 1 - top-1 identification rate of the renderings by dlib
@@ -192,7 +192,7 @@ def classifier_measures(
 ) -> tuple[float | None, float | None]:
     """S2 and S4 judged by the evaluation classifier instead of dlib (same worst cases); None where it did not judge.
 
-    Shown beside the dlib measures: dlib is the design's judge, the classifier the MIA convention's, and on faces
+    Shown beside the dlib measures: dlib is the measures' judge (README.md), the classifier the MIA convention's, and on faces
     dlib was not trained for (synthetic ones) the classifier is the one that still tells people apart.
     """
     flat = scored_attacks(attacks, scored_settings)[1]
