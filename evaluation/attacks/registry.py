@@ -30,18 +30,18 @@ ATTACKS: dict[str, RegisteredAttack] = {
     row.name: row
     for row in (
         RegisteredAttack(
-            "recovery",
+            RecoveryAttack.name,
             lambda budgets, size, gans: RecoveryAttack(budgets.recovery, size),
             lambda budgets: (budgets.recovery.steps, budgets.recovery.batch_size),
         ),
         RegisteredAttack(
-            "whitebox",
+            WhiteboxInversion.name,
             lambda budgets, size, gans: WhiteboxInversion(budgets.whitebox, size, gans),
             lambda budgets: (budgets.whitebox.inversion_steps, budgets.whitebox.restarts),
             per_identity=True,
         ),
         RegisteredAttack(
-            "blackbox",
+            BlackboxInversion.name,
             lambda budgets, size, gans: BlackboxInversion(budgets.blackbox, size),
             lambda budgets: (budgets.blackbox.steps, budgets.blackbox.batch_size),
         ),
