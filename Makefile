@@ -1,7 +1,7 @@
 # Two commands do all the set-up on a fresh machine:
 #   make demo   creates .venv, installs hybridmask, runs `hybridmask demo` on synthetic faces (offline)
 #   make test   creates .venv, installs hybridmask with its test extra, runs the test suite
-#   make lint   ruff (lint and format check), configured in pyproject.toml
+#   make lint   ruff (lint and format check) and mypy (types), configured in pyproject.toml
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -20,6 +20,7 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 setup: $(VENV)/.installed
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from common.errors import InputError
+from evaluation.identification import DescriptorMode
 from trainers.config_io import apply_overrides, from_dict, to_dict
 
 _MAY_BE_ZERO = {"seed", "prior_weight"}
@@ -50,7 +51,7 @@ class BlackboxBudgetConfig:
 class EvaluatorBudgetConfig:
     classifier_epochs: int = 30
     classifier_size: int = 32  # the evaluation classifier's input side
-    dlib_mode: str = "detect_or_full"
+    dlib_mode: DescriptorMode = "detect_or_full"
 
 
 @dataclass
@@ -76,7 +77,8 @@ class BudgetConfig:
     evaluator: EvaluatorBudgetConfig = field(default_factory=EvaluatorBudgetConfig)
 
     def validate(self) -> None:
-        for section in (self, self.recovery, self.whitebox, self.blackbox, self.evaluator):
+        sections = [value for value in vars(self).values() if dataclasses.is_dataclass(value)]
+        for section in (self, *sections):
             for item in dataclasses.fields(section):
                 value = getattr(section, item.name)
                 is_number = isinstance(value, (int, float)) and not isinstance(value, bool)

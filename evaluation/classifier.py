@@ -175,7 +175,8 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
     if not 0.0 <= val_fraction < 1.0:
         raise InputError(f"val_fraction={val_fraction}: must lie in [0, 1)")
     rng = np.random.default_rng(seed)
-    train, val = [], []
+    train: list[int] = []
+    val: list[int] = []
     for label in np.unique(labels):
         members = rng.permutation(np.flatnonzero(labels == label))
         held_out = min(round(val_fraction * len(members)), len(members) - 1)

@@ -22,7 +22,7 @@ from evaluation.budgets import BudgetConfig
 from evaluation.evaluators import Judges
 from evaluation.figures import GridImages
 from evaluation.measures import AttackOutcome
-from evaluation.report import RunReport, build_run_report, write_comparison, write_run_report
+from evaluation.report import REPORT_MD, RunReport, build_run_report, write_comparison, write_run_report
 from evaluation.run_attacks import (
     ATTACKS_DIR,
     CACHE_DIR,
@@ -36,6 +36,7 @@ from evaluation.run_data import check_run_dir, load_run, prepared_folder_of, rea
 from evaluation.server_view import PublicDefenseConfig, ServerTargets, build_server_targets, server_renderings
 from trainers.checkpoints import MODEL_FILE
 from trainers.config_io import from_dict
+from trainers.defenses import UNPROTECTED
 
 GRID_ROWS = 6
 
@@ -63,7 +64,7 @@ def evaluate_runs(
         reports.append(
             evaluate_run(folder, baseline_accuracy, caches or AttackCaches(folder / ATTACKS_DIR / CACHE_DIR), say)
         )
-        say(f"{folder.name}: report written ({folder / 'report.md'})")
+        say(f"{folder.name}: report written ({folder / REPORT_MD})")
     if target is not None:
         paths = write_comparison(reports, target)
         say(f"comparison written: {paths['markdown']}, {paths['scatter']}")
@@ -99,12 +100,12 @@ def find_baseline(folders: Sequence[Path], baseline: str | Path | None) -> Path:
     """The unprotected run score_cls divides by: --baseline, or the one `none` run among the runs."""
     if baseline is not None:
         candidate = check_run_dir(baseline)
-        if read_summary(candidate)["defense"] != "none":
+        if read_summary(candidate)["defense"] != UNPROTECTED:
             raise InputError(
                 f"--baseline {candidate} is a {read_summary(candidate)['defense']!r} run; give the unprotected (`none`) run"
             )
         return candidate
-    unprotected = [folder for folder in folders if read_summary(folder)["defense"] == "none"]
+    unprotected = [folder for folder in folders if read_summary(folder)["defense"] == UNPROTECTED]
     if len(unprotected) != 1:
         found = "none" if not unprotected else f"{len(unprotected)}"
         raise InputError(

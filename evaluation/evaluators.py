@@ -70,7 +70,7 @@ def dlib_check(descriptors: np.ndarray, labels: np.ndarray, seed: int) -> tuple[
 
 def build_judges(private: LabelledImages, budget: EvaluatorBudgetConfig, seed: int) -> Judges:
     labels = private.labels.numpy()
-    descriptor = DlibFaceDescriptor(mode=budget.dlib_mode)  # type: ignore[arg-type]
+    descriptor = DlibFaceDescriptor(mode=budget.dlib_mode)
     descriptors = descriptor.describe(private.images)
     classifier = EvaluationClassifier(int(labels.max()) + 1, private.images.shape[1], budget.classifier_size, seed)
     fit = classifier.fit(private.images, labels, epochs=budget.classifier_epochs)
@@ -129,7 +129,7 @@ def _load(path: Path, private: LabelledImages, budget: EvaluatorBudgetConfig, fi
     evaluator = PrivacyEvaluator(
         private.images,
         private.labels.numpy(),
-        DlibFaceDescriptor(mode=budget.dlib_mode),  # type: ignore[arg-type]
+        DlibFaceDescriptor(mode=budget.dlib_mode),
         EvaluationClassifier.from_state_dict(saved["classifier"]),
         gallery_descriptors=saved["descriptors"].numpy(),
     )

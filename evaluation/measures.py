@@ -1,4 +1,4 @@
-"""The measures S1-S4 and the scores of DESIGN.md section 6, as pure functions over arrays and small dataclasses.
+"""The measures S1-S4 and the scores of README.md (Measures), as pure functions over arrays and small dataclasses.
 
     S1 = 1 - SSIM(original, best visual rendering of the masked data), clipped to [0, 1]
     S2 = 1 - top-1 identification rate of the renderings by dlib
@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -62,8 +62,9 @@ class AttackOutcome:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, float | None]) -> AttackOutcome:
-        return cls(**{name: values.get(name) for name in cls.__dataclass_fields__})
+    def from_dict(cls, values: Mapping[str, Any]) -> AttackOutcome:
+        fields: dict[str, Any] = {name: values.get(name) for name in cls.__dataclass_fields__}
+        return cls(**fields)
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ def classifier_measures(
 ) -> tuple[float | None, float | None]:
     """S2 and S4 judged by the evaluation classifier instead of dlib (same worst cases); None where it did not judge.
 
-    Shown beside the dlib measures: dlib is the design's judge, the classifier the MIA convention's, and on faces
+    Shown beside the dlib measures: dlib is the measures' judge (README.md), the classifier the MIA convention's, and on faces
     dlib was not trained for (synthetic ones) the classifier is the one that still tells people apart.
     """
     flat = scored_attacks(attacks, scored_settings)[1]

@@ -36,6 +36,7 @@ from evaluation.measures import (
     privacy_measures,
     scores,
 )
+from trainers.defenses import DEFENSES
 
 if TYPE_CHECKING:
     from evaluation.figures import GridImages
@@ -85,7 +86,8 @@ class RunReport:
     def label(self) -> str:
         """The defence's name, with its k when it mixes a fixed number of images (runs differing in k told apart)."""
         k_distribution = self.settings.get("defense", {}).get("k_distribution", {})
-        if self.defense in ("mixup", "hybrid_fixed") and len(k_distribution) == 1:
+        row = DEFENSES.get(self.defense)  # None for a name this version does not know: its report still reads
+        if row is not None and row.fixed_k and len(k_distribution) == 1:
             return f"{self.defense} k={next(iter(k_distribution))}"
         return self.defense
 
@@ -341,7 +343,7 @@ def _outcome_table(outcomes: Mapping[str, AttackOutcome], what: str) -> list[str
     header += " classifier top-1 | classifier top-5 |" if with_classifier else ""
     rows = [header, "|---" * header.count(" |") + "|"]
     for name, o in outcomes.items():
-        cells = [o.ssim, o.psnr, o.top1, o.top5, o.knn_dist]
+        cells: list[float | None] = [o.ssim, o.psnr, o.top1, o.top5, o.knn_dist]
         cells += [o.classifier_top1, o.classifier_top5] if with_classifier else []
         rows.append(f"| {name} | " + " | ".join(_fmt(v) for v in cells) + " |")
     return rows

@@ -31,7 +31,7 @@ from common.files import atomic_output, atomic_write_json, read_json
 from evaluation.attacks.base import KEY_SETTINGS, AttackBudgetConfig, AttackContext, AttackResult, KeySetting
 from evaluation.attacks.gan import GanCache
 from evaluation.attacks.knowledge import describe_knowledge
-from evaluation.attacks.registry import ATTACK_NAMES, IDENTITY_ATTACKS, build_attack, steps_and_batch
+from evaluation.attacks.registry import ATTACK_NAMES, ATTACKS
 from evaluation.attacks.training import attack_progress
 from evaluation.budgets import BudgetConfig, load_budgets
 from evaluation.evaluators import Judges, JudgesCache
@@ -39,10 +39,11 @@ from evaluation.images import to_uint8
 from evaluation.measures import AttackOutcome
 from evaluation.report import json_ready, public_settings
 from evaluation.run_data import RunData, check_run_dir, load_run, read_summary
-from evaluation.server_view import MASKED_DEFENSES, PublicDefenseConfig, ServerTargets, build_server_targets
+from evaluation.server_view import PublicDefenseConfig, ServerTargets, build_server_targets
 from masking.keys import key_fingerprint, validate_key
 from trainers.checkpoints import MODEL_FILE
 from trainers.config_io import to_dict
+from trainers.defenses import defense_named
 
 ATTACKS_DIR = "attacks"
 CACHE_DIR = "cache"
@@ -76,7 +77,10 @@ class AttackPlan:
     key: bytes | None = field(default=None, repr=False)
 
 
-def parse_attack_names(names: str | Iterable[str]) -> tuple[str, ...]:
+def parse_attack_names(names: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Checked attack names, each once; None means every attack."""
+    if names is None:
+        return ATTACK_NAMES
     wanted = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
     unknown = [n for n in wanted if n not in ATTACK_NAMES]
     if unknown or not wanted:
@@ -91,12 +95,12 @@ def parse_key_settings(value: str) -> tuple[KeySetting, ...]:
         return KEY_SETTINGS
     if value not in KEY_SETTINGS:
         raise InputError(f"--key-setting {value!r}: choose known, unknown or both")
-    return (value,)  # type: ignore[return-value]
+    return (value,)
 
 
 def plan_attacks(
     run_dir: str | Path,
-    attacks: str | Iterable[str] = ATTACK_NAMES,
+    attacks: str | Iterable[str] | None = None,
     key_setting: str = "both",
     key: bytes | None = None,
 ) -> AttackPlan:
@@ -105,7 +109,7 @@ def plan_attacks(
     names = parse_attack_names(attacks)
     settings = parse_key_settings(key_setting)
     defense = str(read_summary(folder)["defense"])
-    if defense not in MASKED_DEFENSES:
+    if not defense_named(defense).masked:
         return AttackPlan(folder, defense, names, ("unknown",), None)
     if "known" in settings:
         if key is None:
@@ -132,7 +136,7 @@ def identity_targets(image_targets: ServerTargets, all_labels: torch.Tensor, cou
 
 def attack_run(
     run_dir: str | Path,
-    attacks: str | Iterable[str] = ATTACK_NAMES,
+    attacks: str | Iterable[str] | None = None,
     key_setting: str = "both",
     key: bytes | None = None,
     budgets: BudgetConfig | None = None,
@@ -160,7 +164,7 @@ def attack_run(
             say(f"{plan.run_dir.name}: [{number}/{len(jobs)}] {name} (key {setting}) ...")
             started = time.perf_counter()
             ctx = attack_context(run, defense, name, setting, plan.key, budgets, device, image_targets, identities)
-            attack = build_attack(name, budgets, run.image_shape[-1], caches.gans)
+            attack = ATTACKS[name].build(budgets, budgets.size_for(run.image_shape[-1]), caches.gans)
             with attack_progress(say, f"{plan.run_dir.name}: {name} (key {setting})"):
                 attack.fit(ctx)
                 result = attack.reconstruct(ctx)
@@ -188,8 +192,8 @@ def attack_context(
 ) -> AttackContext:
     """What the attacker gets: public faces, the model, the server-held targets (identities, for identity-level
     attacks), the defence's public settings, and the key only in the known setting."""
-    per_image = attack not in IDENTITY_ATTACKS
-    steps, batch_size = steps_and_batch(attack, budgets)
+    per_image = not ATTACKS[attack].per_identity
+    steps, batch_size = ATTACKS[attack].steps_and_batch(budgets)
     return AttackContext(
         public_images=run.public.images,
         public_labels=run.public.labels,

@@ -61,7 +61,8 @@ class RunData:
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(self.private.images.shape[1:])  # type: ignore[return-value]
+        channels, height, width = self.private.images.shape[1:]
+        return channels, height, width
 
     @property
     def num_identities(self) -> int:

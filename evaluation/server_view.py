@@ -29,10 +29,7 @@ from evaluation.run_data import RunData
 from masking.mixup import mixup
 from masking.ppfr import ChannelSelection
 from masking.render import render_server_view
-
-MASKED_DEFENSES = ("ppfr_fd", "hybrid_fixed", "hybrid_adaptive")
-PIXEL_DEFENSES = ("none", "mixup")
-FIXED_K_DEFENSES = ("mixup", "hybrid_fixed")
+from trainers.defenses import defense_named
 
 
 @dataclass(frozen=True)
@@ -47,10 +44,7 @@ class PublicDefenseConfig:
     masking: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
-        if self.defense not in MASKED_DEFENSES + PIXEL_DEFENSES:
-            raise InputError(
-                f"unknown defence {self.defense!r}; expected one of {list(PIXEL_DEFENSES + MASKED_DEFENSES)}"
-            )
+        defense_named(self.defense)
         if (
             len(self.k_values) != len(self.k_weights)
             or not self.k_values
@@ -67,7 +61,7 @@ class PublicDefenseConfig:
 
     @property
     def masked(self) -> bool:
-        return self.defense in MASKED_DEFENSES
+        return defense_named(self.defense).masked
 
     @property
     def mixes(self) -> bool:
@@ -79,11 +73,13 @@ class PublicDefenseConfig:
 
     @classmethod
     def from_run(cls, run: RunData) -> PublicDefenseConfig:
-        defense = run.defense
+        defense, row = run.defense, defense_named(run.defense)
         concentration = float(run.train_config.get("defense", {}).get("concentration", 1.0))
-        if defense in FIXED_K_DEFENSES:
+        k_values: tuple[int, ...]
+        k_weights: tuple[float, ...]
+        if row.fixed_k:
             k_values, k_weights = (int(run.summary["k"]),), (1.0,)
-        elif defense == "hybrid_adaptive":
+        elif row.adaptive:
             histogram = run.summary.get("k_histogram")
             if not histogram:
                 raise InputError(
@@ -93,9 +89,7 @@ class PublicDefenseConfig:
             k_weights = tuple(float(count) for count in histogram.values())
         else:
             k_values, k_weights = (1,), (1.0,)
-        return cls(
-            defense, k_values, k_weights, concentration, dict(run.public_masking) if defense in MASKED_DEFENSES else {}
-        )
+        return cls(defense, k_values, k_weights, concentration, dict(run.public_masking) if row.masked else {})
 
     def draw_ks(self, count: int, generator: torch.Generator) -> torch.Tensor:
         """[count] values of k, drawn from the k distribution."""
@@ -172,12 +166,12 @@ def balanced_rows(labels: torch.Tensor, count: int, generator: torch.Generator) 
 
 def build_server_targets(run: RunData, defense: PublicDefenseConfig, count: int, seed: int) -> ServerTargets:
     """`count` targets from the run's private set as the server sees them (see the module docstring)."""
-    if defense.masked and run.masked is None:
+    rows = run.masked if defense.masked else run.private.images
+    if rows is None:
         raise InputError(
             f"{run.run_dir}: defence {defense.defense!r} trained on masked data, but no masked rows were found"
         )
     generator = torch.Generator().manual_seed(seed)
-    rows = run.masked if defense.masked else run.private.images
     labels = run.private.labels
     chosen = balanced_rows(labels, count, generator)
     ks = torch.ones(len(rows), dtype=torch.long)
@@ -195,9 +189,11 @@ def simulate_server_view(
 ) -> torch.Tensor:
     """The attacker's simulation of the server view of a batch of its own images in [0, 1]: masked with the
     attacker's masker (masked defences), then mixed like the defence, image i dominating view i."""
-    if defense.masked and masker is None:
-        raise InputError(f"defence {defense.defense!r} masks its data: simulating its view needs a masker")
-    rows = masker(images) if defense.masked else images
+    rows = images
+    if defense.masked:
+        if masker is None:
+            raise InputError(f"defence {defense.defense!r} masks its data: simulating its view needs a masker")
+        rows = masker(images)
     return mix_rows(rows, labels, defense.draw_ks(len(images), generator), defense.concentration, generator)
 
 

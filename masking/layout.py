@@ -11,7 +11,8 @@ def sample_rows(batch: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
     Dims after the batch dim are taken outermost-first by stride, so for a dense tensor (contiguous, or
     channels_last as decoded height x width x channels pixels are) the reshape is a view. Element-wise and
     per-sample work on the rows then runs at full speed, where the same op on a permuted 4-D tensor may not."""
-    order = [0, *sorted(range(1, batch.dim()), key=lambda dim: -batch.stride(dim))]
+    strides = batch.stride()
+    order = [0, *sorted(range(1, batch.dim()), key=lambda dim: -strides[dim])]
     return batch.permute(order).reshape(batch.shape[0], -1), order
 
 

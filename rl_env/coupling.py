@@ -103,8 +103,8 @@ def train_adaptive(
     from rl_env.env_config import MailboxLinkConfig
     from rl_env.mailbox import create_mailbox
 
-    if config.defense.name != "hybrid_adaptive":
-        raise InputError(f"train_adaptive runs the hybrid_adaptive defence, not {config.defense.name!r}")
+    if not config.defense_row.adaptive:
+        raise InputError(f"train_adaptive runs defences with an adaptive k, not {config.defense.name!r}")
     config.validate()
     adaptive.validate(config.optim.batch_size)
     run_dir = Path(run_dir).resolve()

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -51,8 +51,6 @@ def make_link(config: MixUpKEnvConfig) -> LearnerLink:
 
 class MixUpKEnv(gym.Env):
     """The MixUp-k environment (module docstring). RLlib builds it as `MixUpKEnv(env_config_dict)`."""
-
-    metadata: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self, env_config: Mapping[str, Any] | MixUpKEnvConfig | None = None, link: LearnerLink | None = None

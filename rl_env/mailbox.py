@@ -181,9 +181,10 @@ def create_mailbox(name: str, num_workers: int, namespace: str | None = None, fi
         raise InputError(f"num_workers={num_workers}: the mailbox needs at least one training worker")
     if not name:
         raise InputError("mailbox name is empty: give each training run's mailbox a name")
-    return LearnerMailbox.options(name=name, namespace=namespace, max_concurrency=MAX_CONCURRENT_CALLS).remote(
-        num_workers, first_window
-    )
+    # ray.remote turns the class into an actor class, which Ray's annotations do not say: `.options` is real.
+    return LearnerMailbox.options(  # type: ignore[attr-defined]
+        name=name, namespace=namespace, max_concurrency=MAX_CONCURRENT_CALLS
+    ).remote(num_workers, first_window)
 
 
 def _get(ref: ray.ObjectRef, wait_s: float, side: str):
@@ -239,7 +240,7 @@ class RemoteLearnerLink(LearnerLink):
         return _get(self._mailbox.windows_waited_for_k.remote(), 0.0, "environment")
 
     def close(self) -> None:
-        self._mailbox = None
+        del self._mailbox  # drops the actor handle; a closed link cannot be used again
 
 
 class MailboxClient:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,19 +54,21 @@ class StrategyConfig:
 
 def algorithm_config(strategy: StrategyConfig, env_config: MixUpKEnvConfig):
     """The RLlib AlgorithmConfig of a strategy; the only difference between the two is its class and loss."""
+    from ray.rllib.algorithms.algorithm_config import AlgorithmConfig
     from ray.rllib.algorithms.ppo import PPOConfig
 
     from rl_env.env import MixUpKEnv
     from rl_env.reinforce.config import ReinforceConfig
 
     batch = strategy.train_batch_size or env_config.windows_per_episode
-    common = dict(
-        lr=strategy.lr,
-        gamma=strategy.gamma,
-        train_batch_size_per_learner=batch,
-        entropy_coeff=strategy.entropy_coeff,
-        vf_loss_coeff=strategy.vf_loss_coeff,
-    )
+    common: dict[str, Any] = {
+        "lr": strategy.lr,
+        "gamma": strategy.gamma,
+        "train_batch_size_per_learner": batch,
+        "entropy_coeff": strategy.entropy_coeff,
+        "vf_loss_coeff": strategy.vf_loss_coeff,
+    }
+    config: AlgorithmConfig
     if strategy.algorithm == "ppo":
         # Returns are sums of FR losses, far above PPO's default value clip of 10: do not clip the value loss.
         config = PPOConfig().training(

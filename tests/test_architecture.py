@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -70,3 +71,30 @@ def test_the_import_checker_sees_a_violation(tmp_path: Path) -> None:
     bad = tmp_path / "bad.py"
     bad.write_text("import ray\nfrom pipelines.cli.main import main\nimportlib.import_module('evaluation.report')\n")
     assert imported_top_levels(bad) == {"ray", "pipelines", "evaluation"}
+
+
+# A cited project document: a docs/ path, or a capitalised name such as README.md (output files like report.md
+# are lower-case and not documents).
+CITED_DOCUMENT = re.compile(r"\b(docs/[\w/.-]+\.md|[A-Z][A-Z_]*\.md)\b")
+CITING_FILES = ("*.md", "docs/**/*.md", *(f"{package}/**/*.py" for package in PROJECT_PACKAGES), "tests/*.py")
+
+
+def cited_documents(text: str) -> set[str]:
+    return set(CITED_DOCUMENT.findall(text))
+
+
+def test_docs_and_code_cite_only_documents_that_are_in_the_repository() -> None:
+    missing = []
+    for pattern in CITING_FILES:
+        for path in sorted(REPO_ROOT.glob(pattern)):
+            if path == Path(__file__):
+                continue
+            for cited in cited_documents(path.read_text(encoding="utf-8")):
+                if not ((REPO_ROOT / cited).is_file() or (path.parent / cited).is_file()):
+                    missing.append(f"{path.relative_to(REPO_ROOT)} cites {cited}")
+    assert not missing, "cited documents missing from the repository:\n" + "\n".join(missing)
+
+
+def test_the_citation_checker_sees_documents_but_not_report_files() -> None:
+    text = "see DESIGN.md section 6, docs/evaluation.md and README.md; writes report.md and results.md"
+    assert cited_documents(text) == {"DESIGN.md", "docs/evaluation.md", "README.md"}

@@ -1,11 +1,32 @@
-"""The `hybridmask` entry point: every verb is registered and bad input is one clear line, not a traceback."""
+"""The `hybridmask` entry point: every verb is registered, `--help` stays light (no torch, no Ray), and bad input is
+one clear line, not a traceback."""
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from common.errors import InputError
 from pipelines.cli import main as cli
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+HEAVY_MODULES = ("torch", "ray")
+# Runs `python -m pipelines.cli ARGS` in this interpreter, then prints which heavy modules it imported.
+HELP_PROBE = f"""
+import json, runpy, sys
+sys.argv = ["hybridmask", *sys.argv[1:]]
+try:
+    runpy.run_module("pipelines.cli", run_name="__main__", alter_sys=True)
+except SystemExit as exit_info:
+    code = exit_info.code
+print(json.dumps({{"code": code, "heavy": sorted(set({HEAVY_MODULES!r}) & set(sys.modules))}}), file=sys.stderr)
+"""
+VERBS = [module_name.rsplit(".", 1)[1] for module_name in cli.VERB_MODULES]
 
 
 def test_help_lists_every_registered_verb(capsys: pytest.CaptureFixture[str]) -> None:
@@ -59,3 +80,15 @@ def test_evaluate_never_puts_its_comparison_in_the_root_or_home_folder(tmp_path)
         comparison_folder([Path.home() / "a", Path.home() / "b"], None)
     assert comparison_folder([tmp_path / "runs" / "a", tmp_path / "runs" / "b"], None) == (tmp_path / "runs").resolve()
     assert comparison_folder([Path("/tmp/a"), Path("/var/b")], tmp_path) == tmp_path
+
+
+@pytest.mark.parametrize("args", [["--help"]] + [[verb, "--help"] for verb in VERBS], ids=lambda args: " ".join(args))
+def test_help_imports_neither_torch_nor_ray(args: list[str]) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", HELP_PROBE, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    outcome = json.loads(done.stderr.strip().splitlines()[-1])
+    assert outcome["code"] == 0, done.stderr
+    assert "usage: hybridmask" in done.stdout
+    assert outcome["heavy"] == [], f"`hybridmask {' '.join(args)}` imported {outcome['heavy']}"

@@ -1,4 +1,4 @@
-"""The measures and scores of DESIGN.md section 6 on constructed cases with known answers."""
+"""The measures and scores of README.md (Measures) and docs/evaluation.md on constructed cases with known answers."""
 
 from __future__ import annotations
 
@@ -91,7 +91,7 @@ def test_uint8_float_and_nchw_tensor_inputs_read_alike() -> None:
     np.testing.assert_allclose(ssim_per_image(as_uint8, as_float), 1.0)
 
 
-def test_section_6_formulas_on_hand_computed_outcomes() -> None:
+def test_the_documented_formulas_on_hand_computed_outcomes() -> None:
     renderings = {"server_view": outcome(0.3, 0.2), "mixed": outcome(0.5, 0.1)}
     attacks = {
         "recovery": {"known": outcome(0.6, 0.7), "unknown": outcome(0.2, 0.1)},

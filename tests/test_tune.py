@@ -18,7 +18,8 @@ from common.errors import InputError
 from pipelines.client.keyfile import read_key_file
 from pipelines.runs.experiment_config import load_experiment
 from tune_configs.results import TrialRow, pareto_front, ranked
-from tune_configs.space import available_spaces, load_space
+from tune_configs.space import load_space
+from tune_configs.space_files import available_spaces
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Every attack, at a few steps each: the sweep machinery is under test here, not the attacks' strength.

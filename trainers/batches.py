@@ -11,10 +11,11 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 
-def stack_binary(column: Any, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+def stack_binary(column: Any, dtype: npt.DTypeLike, shape: tuple[int, ...]) -> np.ndarray:
     """A column of equal-length byte strings as one array of shape (rows, *shape)."""
     return np.frombuffer(b"".join(column), dtype=dtype).reshape(len(column), *shape)
 

@@ -7,11 +7,8 @@ from typing import Literal
 
 from common.errors import InputError
 from trainers.backbones import PRESETS, check_frequency_options
+from trainers.defenses import Defense, defense_named
 from trainers.heads import HEADS
-
-DEFENSES = ("none", "ppfr_fd", "mixup", "hybrid_fixed", "hybrid_adaptive")
-PIXEL_DEFENSES = ("none", "mixup")  # train on images; the others train on masked frequency channels
-MIXING_DEFENSES = ("mixup", "hybrid_fixed", "hybrid_adaptive")
 
 
 @dataclass
@@ -68,9 +65,7 @@ class TrainConfig:
     def validate(self) -> None:
         """Fail early, naming the key, for anything that cannot train."""
         defense, model, optim, scale = self.defense, self.model, self.optim, self.scale
-        if defense.name not in DEFENSES:
-            raise InputError(f"unknown defence {defense.name!r}; choose one of {list(DEFENSES)}")
-        if defense.name in ("mixup", "hybrid_fixed"):
+        if defense_named(defense.name).fixed_k:
             if defense.k < 1:
                 raise InputError(f"defense.k = {defense.k}: k must be at least 1")
             if defense.k > optim.batch_size:
@@ -107,9 +102,14 @@ class TrainConfig:
             raise InputError(f"holdout_modulo must be at least 2, not {self.holdout_modulo}")
 
     @property
+    def defense_row(self) -> Defense:
+        """This config's defence in the table of defences (`trainers/defenses.py`)."""
+        return defense_named(self.defense.name)
+
+    @property
     def uses_pixels(self) -> bool:
-        return self.defense.name in PIXEL_DEFENSES
+        return not self.defense_row.masked
 
     @property
     def mixes(self) -> bool:
-        return self.defense.name in MIXING_DEFENSES
+        return self.defense_row.mixes

@@ -10,14 +10,24 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import yaml
 
 from common.errors import InputError
 from common.files import atomic_write_text
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    class CheckedConfig(DataclassInstance, Protocol):
+        """A config section that checks itself."""
+
+        def validate(self) -> None: ...
+
+
+D = TypeVar("D", bound="DataclassInstance")
+C = TypeVar("C", bound="CheckedConfig")
 
 
 def to_dict(config: Any) -> dict[str, Any]:
@@ -35,7 +45,7 @@ def to_dict(config: Any) -> dict[str, Any]:
 
 def _coerce(value: Any, annotation: Any, key: str) -> Any:
     origin = typing.get_origin(annotation)
-    if dataclasses.is_dataclass(annotation):
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
         if not isinstance(value, dict):
             raise InputError(f"config key {key!r} is a section; give a mapping, not {value!r}")
         return from_dict(annotation, value, prefix=f"{key}.")
@@ -71,7 +81,7 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
     raise InputError(f"config key {key!r} must be of type {getattr(annotation, '__name__', annotation)}, not {value!r}")
 
 
-def from_dict(cls: type[T], data: dict[str, Any], prefix: str = "") -> T:
+def from_dict(cls: type[D], data: dict[str, Any], prefix: str = "") -> D:
     """Build dataclass `cls` from `data`; missing keys keep their defaults, unknown keys are errors."""
     hints = typing.get_type_hints(cls)
     known = {field.name for field in dataclasses.fields(cls)}
@@ -99,7 +109,7 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return result
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
+def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
     """Defaults of `cls`, then the YAML file, then `--set` overrides; validated."""
     data: dict[str, Any] = {}
     if path is not None:

@@ -21,7 +21,9 @@ class WindowReport:
 
 
 class KSource(Protocol):
-    wants_clean_validation: bool
+    @property
+    def wants_clean_validation(self) -> bool:
+        """Whether workers score held-out clean batches after each window (the adaptive reward needs them)."""
 
     def k_for_window(self, window_index: int) -> int:
         """The k to mix this window with; may block until a strategy has chosen."""

@@ -183,8 +183,8 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
     # Parameters in the inputs' channels_last layout, so DDP's gradient buckets match without copies. DDP still
     # warns for 1x1 convolution weights, whose strides differ from the bucket's only along size-1 dimensions.
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-    model = ray.train.torch.prepare_model(model.to(memory_format=torch.channels_last))
-    inner: FaceModel = model.module if hasattr(model, "module") else model
+    inner: FaceModel = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
+    wrapped = ray.train.torch.prepare_model(inner)  # moved to the device; wrapped in DDP when several workers train
 
     # Recorded with every epoch: whoever must free the workers' CPUs after the run is killed from outside (a Tune
     # trial stopped early) finds the placement group here; Ray frees it only when the whole job ends.
@@ -202,7 +202,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
 
     for epoch in range(start_epoch, config.optim.epochs):
         started = time.perf_counter()
-        model.train()
+        wrapped.train()
         batches = iter(
             shard.iter_batches(
                 batch_size=config.optim.batch_size,
@@ -221,7 +221,7 @@ def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
                 batch = next(batches)
                 losses.append(
                     train_step(
-                        model,
+                        wrapped,
                         optimizer,
                         batch,
                         info.representation,

@@ -98,7 +98,7 @@ def _write_csv(rows: Sequence[TrialRow], keys: list[str], path: Path) -> None:
         writer = csv.writer(handle)
         writer.writerow(columns)
         for rank, row in enumerate(rows, 1):
-            values = [json.dumps(row.params.get(key)) for key in keys]
+            values: list[Any] = [json.dumps(row.params.get(key)) for key in keys]
             values += [row.metrics.get(name) for name in ("epoch", "verification_accuracy", *SCORE_FIELDS)]
             writer.writerow([rank, row.trial_id, row.status, *values])
 
@@ -144,7 +144,8 @@ def _pareto_figure(rows: Sequence[TrialRow], front: set[str], path: Path) -> Non
     defenses = sorted({str(row.metrics.get("defense")) for row in rows})
     for index, defense in enumerate(defenses):
         members = [row for row in rows if str(row.metrics.get("defense")) == defense]
-        axes.scatter(*zip(*(_plane(row) for row in members)), s=40, color=f"C{index}", label=defense, alpha=0.8)
+        xs, ys = zip(*(_plane(row) for row in members))
+        axes.scatter(xs, ys, s=40, color=f"C{index}", label=defense, alpha=0.8)
     on_front = sorted(_plane(row) for row in rows if row.trial_id in front)
     axes.plot(*zip(*on_front), color="black", lw=1, ls="--", marker="D", mfc="none", ms=10, label="Pareto front")
     best = _plane(rows[0])

@@ -9,6 +9,7 @@ A space file has `description`, `samples` (Tune's num_samples), `fixed` (config 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,8 @@ import yaml
 
 from common.errors import InputError
 from pipelines.runs.experiment_config import ExperimentConfig, load_experiment
+from tune_configs.space_files import SPACES_DIR, available_spaces
 
-SPACES_DIR = Path(__file__).resolve().parent / "spaces"
 DOMAINS = ("choice", "grid", "uniform", "loguniform")
 
 
@@ -55,13 +56,9 @@ class SearchSpace:
         return [f"{key}={json.dumps(value)}" for key, value in {**self.fixed, **params}.items()]
 
     def config(
-        self, params: dict[str, Any], base_config: Path | None = None, extra: list[str] = ()
+        self, params: dict[str, Any], base_config: Path | None = None, extra: Sequence[str] = ()
     ) -> ExperimentConfig:
         return load_experiment(base_config, [*extra, *self.overrides(params)])
-
-
-def available_spaces() -> list[str]:
-    return sorted(path.stem for path in SPACES_DIR.glob("*.yaml"))
 
 
 def load_space(name_or_path: str) -> SearchSpace:

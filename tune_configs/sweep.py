@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import InputError
+from evaluation.attacks.registry import ATTACK_NAMES
 from pipelines.runs.run_pipeline import KEY_FILE, PipelineConfig, client_key, train_defense
+from trainers.defenses import UNPROTECTED
 from trainers.local_ray import start_ray
 from trainers.schema import MANIFEST_NAME
 from tune_configs.cleanup import ReleaseStoppedTrials
@@ -45,7 +47,7 @@ class SweepConfig:
     resume: bool = False
     budget_preset: str = "small"
     budget_overrides: tuple[str, ...] = ()
-    attacks: tuple[str, ...] = ("recovery", "whitebox", "blackbox")
+    attacks: tuple[str, ...] = ATTACK_NAMES
     key_setting: str = "unknown"
 
     def validate(self) -> None:
@@ -96,7 +98,7 @@ def run_sweep(spec: SweepConfig, say: Say = print) -> list[TrialRow]:
             ),
         )
     grid = tuner.fit()
-    rows = [TrialRow.from_result(result) for result in grid]
+    rows = [TrialRow.from_result(grid[index]) for index in range(len(grid))]
     write_results(rows, spec.out, spec.space, say)
     return rows
 
@@ -120,10 +122,12 @@ def _train_baseline(spec: SweepConfig, say: Say) -> Path:
     """The unprotected model on the same data and learner settings, trained once for every trial's score_cls."""
     from evaluation.budgets import load_budgets
 
-    config = spec.space.config({}, spec.base_config, ["defense.name=none"])
-    pipeline = PipelineConfig(out=spec.out, config=config, budgets=load_budgets(spec.budget_preset), defenses=("none",))
+    config = spec.space.config({}, spec.base_config, [f"defense.name={UNPROTECTED}"])
+    pipeline = PipelineConfig(
+        out=spec.out, config=config, budgets=load_budgets(spec.budget_preset), defenses=(UNPROTECTED,)
+    )
     run_dir = spec.out / BASELINE_DIR
-    train_defense(pipeline, "none", spec.data_dir, run_dir, say)
+    train_defense(pipeline, UNPROTECTED, spec.data_dir, run_dir, say)
     return run_dir
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from tune_configs.space_files import available_spaces
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from tune_configs.space import available_spaces
-
     parser = subparsers.add_parser(
         "tune",
         help="Ray Tune sweep of pipeline runs over a search space, ranked by the overall score (--resume continues)",
@@ -32,9 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--size", type=int, default=112, help="face side when --data needs preparing (default: %(default)s)"
     )
-    parser.add_argument(
-        "--attacks", default="recovery,whitebox,blackbox", help="attacks per trial (default: %(default)s)"
-    )
+    parser.add_argument("--attacks", help="comma-separated attacks per trial (default: every attack)")
     parser.add_argument(
         "--key-setting",
         choices=("known", "unknown", "both"),

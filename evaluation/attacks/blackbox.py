@@ -18,12 +18,13 @@ from evaluation.attacks.networks import VectorDecoder, resize
 from evaluation.attacks.training import optimize, seeded
 from evaluation.budgets import BlackboxBudgetConfig
 from evaluation.server_view import simulate_server_view
+from trainers.model import FaceModel
 
 
 class EmbeddingQuery:
     """Query access to an FR model: the normalised embeddings of model inputs, computed without gradients."""
 
-    def __init__(self, model: torch.nn.Module, device: torch.device) -> None:
+    def __init__(self, model: FaceModel, device: torch.device) -> None:
         self._backbone = model.backbone.to(device).eval()
         self._device = device
 
@@ -47,7 +48,7 @@ class BlackboxInversion:
         defense, device = defense_of(ctx), device_of(ctx)
         masker = attacker_masker(ctx)
         mask = masker.mask if masker is not None else None
-        self.query = EmbeddingQuery(ctx.model, device)
+        self.query = query = EmbeddingQuery(ctx.model, device)
         generator = torch.Generator().manual_seed(ctx.budget.seed)
         images, labels = ctx.public_images.float(), ctx.public_labels
 
@@ -55,18 +56,18 @@ class BlackboxInversion:
             rows = torch.randint(len(images), (self.budget.batch_size,), generator=generator)
             faces = augment(images[rows], generator)
             view = simulate_server_view(faces, labels[rows], defense, mask, generator)
-            return self.query(server_inputs_to_model_input(view, defense)), resize(faces, self.work_size).to(device)
+            return query(server_inputs_to_model_input(view, defense)), resize(faces, self.work_size).to(device)
 
         embedding_size = embeddings_and_faces()[0].shape[1]
-        self.decoder = seeded(
+        self.decoder = decoder = seeded(
             ctx.budget.seed, lambda: VectorDecoder(embedding_size, images.shape[1], self.budget.width, self.work_size)
         ).to(device)
 
         def loss_of_batch() -> torch.Tensor:
             embeddings, faces = embeddings_and_faces()
-            return F.l1_loss(self.decoder(embeddings), faces)
+            return F.l1_loss(decoder(embeddings), faces)
 
-        optimize(self.decoder, loss_of_batch, self.budget.steps, self.budget.lr)
+        optimize(decoder, loss_of_batch, self.budget.steps, self.budget.lr)
 
     def reconstruct(self, ctx: AttackContext) -> AttackResult:
         if self.decoder is None or self.query is None or ctx.target_masked is None:

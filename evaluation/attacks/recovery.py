@@ -52,7 +52,7 @@ class RecoveryAttack:
         own_stats = self.masker.stats if self.masker is not None else None
         first = slice(0, self.budget.batch_size)
         probe = self._reading(simulate_server_view(images[first], labels[first], defense, mask, generator), own_stats)
-        self.decoder = seeded(
+        self.decoder = decoder = seeded(
             ctx.budget.seed,
             lambda: UNet(probe.shape[1], images.shape[1], self.budget.width, probe.shape[-1], self.work_size),
         ).to(device)
@@ -62,9 +62,9 @@ class RecoveryAttack:
             faces = augment(images[rows], generator)
             view = simulate_server_view(faces, labels[rows], defense, mask, generator)
             wanted = resize(faces, self.work_size).to(device)
-            return F.l1_loss(self.decoder(self._reading(view, own_stats).to(device)), wanted)
+            return F.l1_loss(decoder(self._reading(view, own_stats).to(device)), wanted)
 
-        optimize(self.decoder, loss_of_batch, self.budget.steps, self.budget.lr)
+        optimize(decoder, loss_of_batch, self.budget.steps, self.budget.lr)
 
     def reconstruct(self, ctx: AttackContext) -> AttackResult:
         if self.decoder is None or ctx.target_masked is None:
@@ -86,5 +86,6 @@ class RecoveryAttack:
         if stats is None:
             return view.float() * 2.0 - 1.0
         if self.key_setting == "known":
+            assert self.masker is not None  # a masked defence's known-key attacker holds the client's masker
             return standardised(render_client_view(view.float(), self.masker))
         return gram_invariants(view, stats)

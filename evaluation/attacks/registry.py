@@ -1,6 +1,14 @@
-"""The attacks every defence is judged by, by name, built from the budgets."""
+"""The attacks every defence is judged by: one row each, the only place that knows an attack by its name.
+
+A row builds the attack from its own section of the budgets (`budget.<name>.*` on the command line) and says
+which of that section's values its context records as steps and batch, and whether it attacks identities (from the
+model alone) rather than images.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from evaluation.attacks.base import Attack
 from evaluation.attacks.blackbox import BlackboxInversion
@@ -9,26 +17,34 @@ from evaluation.attacks.recovery import RecoveryAttack
 from evaluation.attacks.whitebox import WhiteboxInversion
 from evaluation.budgets import BudgetConfig
 
-ATTACK_NAMES = ("recovery", "whitebox", "blackbox")
-IDENTITY_ATTACKS = ("whitebox",)
-"""Attacks that reconstruct a person from the model alone (targets are identities, not images)."""
+
+@dataclass(frozen=True)
+class RegisteredAttack:
+    name: str
+    build: Callable[[BudgetConfig, int, GanCache], Attack]  # (budgets, work size, shared GAN priors) -> attack
+    steps_and_batch: Callable[[BudgetConfig], tuple[int, int]]  # its main optimization steps and batch (restarts)
+    per_identity: bool = False  # targets are identities (reconstructed from the model), not images
 
 
-def build_attack(name: str, budgets: BudgetConfig, image_size: int, gan_cache: GanCache) -> Attack:
-    work_size = budgets.size_for(image_size)
-    if name == "recovery":
-        return RecoveryAttack(budgets.recovery, work_size)
-    if name == "whitebox":
-        return WhiteboxInversion(budgets.whitebox, work_size, gan_cache)
-    if name == "blackbox":
-        return BlackboxInversion(budgets.blackbox, work_size)
-    raise ValueError(f"unknown attack {name!r}")  # names are checked against ATTACK_NAMES before any work
-
-
-def steps_and_batch(name: str, budgets: BudgetConfig) -> tuple[int, int]:
-    """An attack's main optimisation steps and batch (restarts, for the white-box search), for its context."""
-    if name == "recovery":
-        return budgets.recovery.steps, budgets.recovery.batch_size
-    if name == "whitebox":
-        return budgets.whitebox.inversion_steps, budgets.whitebox.restarts
-    return budgets.blackbox.steps, budgets.blackbox.batch_size
+ATTACKS: dict[str, RegisteredAttack] = {
+    row.name: row
+    for row in (
+        RegisteredAttack(
+            RecoveryAttack.name,
+            lambda budgets, size, gans: RecoveryAttack(budgets.recovery, size),
+            lambda budgets: (budgets.recovery.steps, budgets.recovery.batch_size),
+        ),
+        RegisteredAttack(
+            WhiteboxInversion.name,
+            lambda budgets, size, gans: WhiteboxInversion(budgets.whitebox, size, gans),
+            lambda budgets: (budgets.whitebox.inversion_steps, budgets.whitebox.restarts),
+            per_identity=True,
+        ),
+        RegisteredAttack(
+            BlackboxInversion.name,
+            lambda budgets, size, gans: BlackboxInversion(budgets.blackbox, size),
+            lambda budgets: (budgets.blackbox.steps, budgets.blackbox.batch_size),
+        ),
+    )
+}
+ATTACK_NAMES = tuple(ATTACKS)

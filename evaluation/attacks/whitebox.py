@@ -25,6 +25,7 @@ from evaluation.attacks.networks import resize
 from evaluation.attacks.training import counted_steps
 from evaluation.budgets import WhiteboxBudgetConfig
 from masking.masker import FrequencyMasker
+from trainers.model import FaceModel
 
 
 class WhiteboxInversion:
@@ -75,6 +76,6 @@ class WhiteboxInversion:
             best = score.argmax(dim=1) + torch.arange(len(identities), device=device) * restarts
         return AttackResult(faces[best].cpu(), ctx.target_labels.clone(), None)
 
-    def _cosines(self, model: torch.nn.Module, faces: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    def _cosines(self, model: FaceModel, faces: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
         embeddings = model.backbone(images_to_model_input(faces, self.masker))
         return F.normalize(embeddings, dim=1) @ prototypes.T

@@ -251,8 +251,8 @@ def _decode_all(
 def _record(found: _Pass, first_seen: dict, results: dict, item: SourceFile, digest: str, spill: PixelSpill) -> None:
     path = item.relative_path
     rejection = _path_rejection(item)
-    if rejection is not None:
-        found.skip(path, *rejection)
+    if rejection is not None or item.identity is None:  # (a file outside identity folders is always rejected)
+        found.skip(path, *(rejection or (OUTSIDE_IDENTITY, OUTSIDE_IDENTITY)))
         return
     if digest in first_seen:
         first_path, first_rejection = first_seen[digest]

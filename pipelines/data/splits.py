@@ -111,7 +111,8 @@ def verification_pairs(
             g = int(np.searchsorted(starts, rank, side="right") - 1)
             i, j = _unrank_pair(int(rank - starts[g]), len(groups[g]))
             genuine.append((int(groups[g][i]), int(groups[g][j])))
-    impostor, chosen = [], set()
+    impostor: list[tuple[int, int]] = []
+    chosen: set[tuple[int, int]] = set()
     label_of = dict(zip(image_ids.tolist(), labels.tolist()))
     while len(impostor) < per_kind:
         left, right = sorted(int(x) for x in rng.choice(image_ids, size=2, replace=False))
@@ -121,7 +122,12 @@ def verification_pairs(
     pairs = [(left, right, True) for left, right in genuine] + [(left, right, False) for left, right in impostor]
     order = rng.permutation(len(pairs))
     pairs = [pairs[i] for i in order]
-    summary = {"requested": requested, "count": len(pairs), "genuine": per_kind, "impostor": per_kind}
+    summary: dict[str, int | str] = {
+        "requested": requested,
+        "count": len(pairs),
+        "genuine": per_kind,
+        "impostor": per_kind,
+    }
     if per_kind < requested // 2:
         summary["note"] = (
             f"the verify images have only {total_genuine} distinct genuine and {total_impostor} impostor pairs, "

@@ -176,8 +176,9 @@ class _Canvas:
     def ellipse(self, centre, axes, colour, depth: float = 0.0, angle: float = 0.0) -> None:
         squeeze = 1 - 0.2 * abs(self.yaw)
         size = (max(1, int(axes[0] * squeeze * self.side)), max(1, int(axes[1] * self.side)))
-        cv2.ellipse(self.rgb, self.px(*centre, depth), size, angle, 0, 360, tuple(float(c) for c in colour), -1, _AA)
-        cv2.ellipse(self.mask, self.px(*centre, depth), size, angle, 0, 360, 255, -1, _AA)
+        at = self.px(centre[0], centre[1], depth)
+        cv2.ellipse(self.rgb, at, size, angle, 0, 360, tuple(float(c) for c in colour), -1, _AA)
+        cv2.ellipse(self.mask, at, size, angle, 0, 360, 255, -1, _AA)
 
 
 def _outline(person: Identity, grow: float = 0.0, steps: int = 72) -> list[tuple[float, float]]:
@@ -327,8 +328,8 @@ def render_face(seed: int, identity_index: int, image_index: int, size: int) -> 
     _draw_marks(canvas, person)
     _draw_eyes_and_brows(canvas, person, shot)
     _draw_nose_and_mouth(canvas, person, shot)
-    face = cv2.resize(canvas.rgb, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
-    alpha = cv2.resize(canvas.mask, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+    face: np.ndarray = cv2.resize(canvas.rgb, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32)
+    alpha: np.ndarray = cv2.resize(canvas.mask, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
     face *= (_shading(size, person) * (1 + person.skin_detail * _skin_texture(seed, identity_index, size)))[..., None]
     pose = cv2.getRotationMatrix2D((size / 2, size * 0.54), shot.roll_degrees, shot.scale)
     pose[:, 2] += np.array(shot.shift) * size
@@ -338,7 +339,7 @@ def render_face(seed: int, identity_index: int, image_index: int, size: int) -> 
     ys, xs = _grid(size)
     ramp = ((xs - 0.5) * math.cos(shot.light_angle) + (ys - 0.5) * math.sin(shot.light_angle)) * 2
     background = shot.background.astype(np.float32) * (0.85 + 0.3 * ys[..., None])
-    image = face * alpha[..., None] + background * (1 - alpha[..., None])
+    image: np.ndarray = face * alpha[..., None] + background * (1 - alpha[..., None])
     image *= (shot.gain * (1 + shot.light_strength * ramp))[..., None]
     if shot.blur_sigma > 0.05:
         image = cv2.GaussianBlur(image, (0, 0), shot.blur_sigma)

@@ -25,18 +25,18 @@ import yaml
 
 from common.errors import InputError
 from common.files import atomic_write_json, atomic_write_text, read_json
+from evaluation.attacks.registry import ATTACK_NAMES
 from evaluation.budgets import BudgetConfig
+from evaluation.report import REPORT_JSON, REPORT_MD
 from pipelines.client.keyfile import default_key_path, read_key_file
 from pipelines.runs.experiment_config import ExperimentConfig
-from trainers.config import DEFENSES
 from trainers.config_io import to_dict
+from trainers.defenses import COMPARED_BY_DEFAULT, DEFENSES, UNPROTECTED
+from trainers.run import CONFIG_FILE, SUMMARY_FILE
 from trainers.schema import MANIFEST_NAME
 
-REPORT_MD = "report.md"
-REPORT_JSON = "report.json"
 RUNS_DIR = "runs"
 KEY_FILE = "client.key"
-ATTACKS = ("recovery", "whitebox", "blackbox")
 
 Say = Callable[[str], None]
 
@@ -48,8 +48,8 @@ class PipelineConfig:
     out: Path
     config: ExperimentConfig
     budgets: BudgetConfig
-    defenses: tuple[str, ...] = ("none", "ppfr_fd", "hybrid_adaptive")
-    attacks: tuple[str, ...] = ATTACKS
+    defenses: tuple[str, ...] = COMPARED_BY_DEFAULT
+    attacks: tuple[str, ...] = ATTACK_NAMES
     key_setting: str = "both"
     key_file: Path | None = None
     data_step: Callable[[Path], Path] | None = field(default=None, repr=False)  # writes OUT/data, returns it
@@ -73,7 +73,7 @@ class PipelineConfig:
     @property
     def all_defenses(self) -> tuple[str, ...]:
         """The requested defences, with the unprotected baseline first: score_cls is measured against it."""
-        return ("none", *(name for name in self.defenses if name != "none"))
+        return (UNPROTECTED, *(name for name in self.defenses if name != UNPROTECTED))
 
     def config_for(self, defense: str) -> ExperimentConfig:
         config = dataclasses.replace(self.config, defense=dataclasses.replace(self.config.defense, name=defense))
@@ -154,7 +154,7 @@ def train_defense(spec: PipelineConfig, defense: str, data_dir: Path, run_dir: P
 
 def finished_run(run_dir: Path, config: ExperimentConfig) -> bool:
     """A run with a summary for all its epochs, trained with this very learner config."""
-    summary_path, config_path = run_dir / "summary.json", run_dir / "config.yaml"
+    summary_path, config_path = run_dir / SUMMARY_FILE, run_dir / CONFIG_FILE
     if not (summary_path.is_file() and config_path.is_file()):
         return False
     saved = yaml.safe_load(config_path.read_text(encoding="utf-8"))
@@ -189,8 +189,8 @@ def _write_comparison_report(
 ) -> dict[str, Any]:
     rows = []
     for _report, run_dir in zip(reports, run_dirs):
-        summary = read_json(run_dir / "summary.json", f"delete {run_dir} and re-run to train it again")
-        row = read_json(run_dir / "report.json", "re-run the same command to evaluate it again")
+        summary = read_json(run_dir / SUMMARY_FILE, f"delete {run_dir} and re-run to train it again")
+        row = read_json(run_dir / REPORT_JSON, "re-run the same command to evaluate it again")
         row.update(
             {key: summary[key] for key in ("tar_at_far_1e-3", "mean_k", "strategy", "k_histogram") if key in summary}
         )
@@ -250,7 +250,7 @@ def _comparison_markdown(comparison: dict[str, Any]) -> str:
         "![privacy-utility](privacy_utility.png)",
         "",
         "Per defence (attack details, grid of original | server view | reconstructions): "
-        + ", ".join(f"[{row['defense']}]({row['run_dir']}/report.md)" for row in comparison["defenses"]),
+        + ", ".join(f"[{row['defense']}]({row['run_dir']}/{REPORT_MD})" for row in comparison["defenses"]),
         "",
         "The masking key is used on this machine only and appears in no report.",
         "",

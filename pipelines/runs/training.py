@@ -71,7 +71,7 @@ def run_training(
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         training_data = resolve_training_data(Path(data_dir), config, key, run_dir)
-        if config.defense.name == "hybrid_adaptive":
+        if config.defense_row.adaptive:
             from rl_env.coupling import train_adaptive
 
             return train_adaptive(

@@ -12,7 +12,7 @@ One gradient step per sampled batch: REINFORCE is on-policy, a second pass would
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 from ray.rllib.connectors.learner import ComputeReturnsToGo
@@ -34,13 +34,14 @@ class ReinforceTorchLearner(TorchLearner):
     def rl_module_required_apis(cls) -> list[type]:
         return [ValueFunctionAPI]
 
-    def compute_loss_for_module(
+    def compute_loss_for_module(  # type: ignore[override]  # RLlib passes the algorithm's own config class here
         self, *, module_id: str, config: ReinforceConfig, batch: dict[str, Any], fwd_out: dict[str, Any]
     ) -> torch.Tensor:
         module = self.module[module_id].unwrapped()
         policy = module.get_train_action_dist_cls().from_logits(fwd_out[Columns.ACTION_DIST_INPUTS])
         returns = batch[Columns.RETURNS_TO_GO].float()
-        values = module.compute_values(batch)
+        value_head = cast(ValueFunctionAPI, module)  # required by rl_module_required_apis
+        values = cast(torch.Tensor, value_head.compute_values(batch))  # a torch module's values are torch tensors
         advantages = returns - values.detach()
         if config.normalize_advantages and advantages.numel() > 1:
             advantages = (advantages - advantages.mean()) / advantages.std().clamp_min(1e-4)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import gymnasium as gym
 import torch
 from ray.rllib.core.columns import Columns
 from ray.rllib.core.rl_module.apis import InferenceOnlyAPI, ValueFunctionAPI
@@ -30,10 +31,15 @@ class ReinforceTorchRLModule(TorchRLModule, ValueFunctionAPI, InferenceOnlyAPI):
     """model_config keys: `fcnet_hiddens` (hidden widths), `fcnet_activation` ("tanh" or "relu")."""
 
     def setup(self) -> None:
-        hidden = tuple(self.model_config.get("fcnet_hiddens") or DEFAULT_HIDDEN)
-        activation = self.model_config.get("fcnet_activation", "tanh")
-        observation_size = self.observation_space.shape[0]
-        self._policy = mlp(observation_size, hidden, self.action_space.n, activation)
+        model_config, observations, actions = self.model_config, self.observation_space, self.action_space
+        if not isinstance(model_config, dict):
+            raise TypeError(f"model_config must be a dict of fcnet_* keys, not {type(model_config).__name__}")
+        if not (isinstance(observations, gym.spaces.Box) and isinstance(actions, gym.spaces.Discrete)):
+            raise TypeError(f"needs a Box observation and a Discrete action space, not {observations} and {actions}")
+        hidden = tuple(model_config.get("fcnet_hiddens") or DEFAULT_HIDDEN)
+        activation = model_config.get("fcnet_activation", "tanh")
+        observation_size = observations.shape[0]
+        self._policy = mlp(observation_size, hidden, int(actions.n), activation)
         self._value = mlp(observation_size, hidden, 1, activation)
 
     def _forward(self, batch: dict[str, Any], **kwargs) -> dict[str, Any]:

@@ -14,9 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "The key, when given, is used in memory only and written nowhere.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `hybridmask train`")
-    parser.add_argument(
-        "--attacks", default="recovery,whitebox,blackbox", help="comma-separated attacks (default: %(default)s)"
-    )
+    parser.add_argument("--attacks", help="comma-separated attacks (default: every attack)")
     parser.add_argument(
         "--key-setting",
         choices=("known", "unknown", "both"),
@@ -86,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from evaluation.budgets import load_budgets
-    from evaluation.run_attacks import AttackCaches, attack_run, plan_attacks
+    from evaluation.run_attacks import ATTACKS_DIR, AttackCaches, attack_run, plan_attacks
     from pipelines.client.keyfile import read_key_file
 
     budgets = load_budgets(args.budget, budget_overrides(args.set))
@@ -103,5 +101,5 @@ def run(args: argparse.Namespace) -> int:
             print(
                 f"{name:<10} {setting:<8} {o.ssim:6.3f} {o.psnr:6.2f} {o.top1:9.3f} {o.top5:9.3f} {o.classifier_top1:10.3f}"
             )
-    print(f"records written to {Path(args.run_dir) / 'attacks'}")
+    print(f"records written to {Path(args.run_dir) / ATTACKS_DIR}")
     return 0

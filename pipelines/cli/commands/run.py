@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
+
+from trainers.defenses import COMPARED_BY_DEFAULT, DEFENSES, UNPROTECTED
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -35,8 +38,9 @@ def add_pipeline_options(parser: argparse.ArgumentParser, default_out: str | Non
     )
     parser.add_argument(
         "--defenses",
-        default="none,ppfr_fd,hybrid_adaptive",
-        help="comma-separated defences; the unprotected `none` baseline is always added (default: %(default)s)",
+        default=",".join(COMPARED_BY_DEFAULT),
+        help=f"comma-separated defences of {', '.join(DEFENSES)}; the unprotected `{UNPROTECTED}` baseline is always "
+        "added (default: %(default)s)",
     )
     parser.add_argument(
         "--strategy", choices=("ppo", "reinforce"), help="the RL algorithm of hybrid_adaptive (default: ppo)"
@@ -49,8 +53,7 @@ def add_pipeline_options(parser: argparse.ArgumentParser, default_out: str | Non
     )
     parser.add_argument(
         "--attacks",
-        default=",".join(("recovery", "whitebox", "blackbox")),
-        help="attacks to run (default: %(default)s)",
+        help="comma-separated attacks to run (default: every attack)",
     )
     parser.add_argument(
         "--key-setting",
@@ -72,7 +75,11 @@ def add_pipeline_options(parser: argparse.ArgumentParser, default_out: str | Non
 
 
 def pipeline_spec(
-    args: argparse.Namespace, out: Path, data_step, config_defaults: list[str] = (), budget_defaults: list[str] = ()
+    args: argparse.Namespace,
+    out: Path,
+    data_step,
+    config_defaults: Sequence[str] = (),
+    budget_defaults: Sequence[str] = (),
 ):
     """A validated PipelineConfig from the shared options; `--set budget.*` goes to the attacks, the rest to training."""
     from evaluation.budgets import load_budgets

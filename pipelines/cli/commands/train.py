@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from trainers.defenses import DEFENSES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -18,8 +20,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--defense",
         metavar="NAME",
-        help="none | ppfr_fd | mixup | hybrid_fixed | hybrid_adaptive; required unless --config (or --set "
-        "defense.name=...) names it",
+        help=f"{' | '.join(DEFENSES)}; required unless --config (or --set defense.name=...) names it",
     )
     parser.add_argument(
         "--out",
