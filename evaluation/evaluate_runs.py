@@ -135,7 +135,7 @@ def evaluate_run(run_dir: Path, baseline_accuracy: float, caches: AttackCaches, 
         run = load_run(run_dir)
         defense = PublicDefenseConfig.from_run(run)
         say(f"{run_dir.name}: evaluators and renderings of the server view")
-        judges = caches.judges.judges(run.private, budgets.evaluator, budgets.seed)
+        judges = caches.judges.judges(run.private, run.public, budgets.evaluator, budgets.seed)
         targets = build_server_targets(run, defense, budgets.max_targets, budgets.seed)
         renderings = server_renderings(targets, defense)
         rendering_outcomes = {
@@ -151,6 +151,7 @@ def evaluate_run(run_dir: Path, baseline_accuracy: float, caches: AttackCaches, 
         attacks=attacks,
         verification_accuracy=float(run.summary["verification_accuracy"]),
         baseline_verification_accuracy=baseline_accuracy,
+        calibration=judges.check.calibration,
         synthetic_data=run.synthetic_data,
         settings=report_settings(run_dir, defense, judges, budgets, records, run.summary),
     )
