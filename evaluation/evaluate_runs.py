@@ -2,8 +2,10 @@
 score_cls against the unprotected baseline, overall; report.json, report.md and grid.png per run, and the
 comparison (table and privacy-utility scatter) across runs (what `hybridmask evaluate` and `hybridmask run` do).
 
-The targets are rebuilt from the attack records' budget (seed, max_targets), so renderings, reconstructions and
-the grid's originals line up row by row. Attack outcomes are taken from the records when they were judged by
+Only complete, current attack coverage is scored: every run must hold a record of every attack in every key
+setting of its defence, made on the run as it is now (`run_attacks.coverage_gaps`), since a worst case over
+fewer attacks, or over records of an older model, is no worst case. The targets are rebuilt from the attack
+records' budget (seed, max_targets), so renderings, reconstructions and the grid's originals line up row by row. Attack outcomes are taken from the records when they were judged by
 the same evaluators (same fingerprint); otherwise the saved reconstructions are judged again.
 """
 
@@ -18,6 +20,7 @@ import numpy as np
 import torch
 
 from common.errors import InputError
+from evaluation.attacks.registry import ATTACK_NAMES
 from evaluation.budgets import BudgetConfig
 from evaluation.evaluators import Judges
 from evaluation.figures import GridImages
@@ -28,7 +31,8 @@ from evaluation.run_attacks import (
     CACHE_DIR,
     AttackCaches,
     Progress,
-    read_attack_records,
+    coverage_gaps,
+    current_records,
     read_reconstructions,
     torch_threads,
 )
@@ -46,10 +50,12 @@ def evaluate_runs(
     out_dir: str | Path | None = None,
     caches: AttackCaches | None = None,
     progress: Progress | None = None,
+    attacks: Sequence[str] = ATTACK_NAMES,
 ) -> list[RunReport]:
     """Evaluate every run against one unprotected baseline; write each run's report and, for several runs, the
-    comparison in out_dir (default: the runs' common parent). All inputs are checked before any work."""
-    folders = [check_attacked(run_dir) for run_dir in run_dirs]
+    comparison in out_dir (default: the runs' common parent). All inputs are checked before any work, the
+    coverage of `attacks` in every key setting included."""
+    folders = [check_attacked(run_dir, attacks) for run_dir in run_dirs]
     if not folders:
         raise InputError("no run folders given; pass at least one RUN_DIR")
     baseline_dir = find_baseline(folders, baseline)
@@ -61,7 +67,9 @@ def evaluate_runs(
     reports = []
     for folder in folders:
         reports.append(
-            evaluate_run(folder, baseline_accuracy, caches or AttackCaches(folder / ATTACKS_DIR / CACHE_DIR), say)
+            evaluate_run(
+                folder, baseline_accuracy, caches or AttackCaches(folder / ATTACKS_DIR / CACHE_DIR), say, attacks
+            )
         )
         say(f"{folder.name}: report written ({folder / 'report.md'})")
     if target is not None:
@@ -85,12 +93,15 @@ def comparison_folder(folders: Sequence[Path], out_dir: str | Path | None) -> Pa
     return common
 
 
-def check_attacked(run_dir: str | Path) -> Path:
+def check_attacked(run_dir: str | Path, attacks: Sequence[str] = ATTACK_NAMES) -> Path:
+    """The run folder, if its current attack records cover every attack in every key setting of its defence."""
     folder = check_run_dir(run_dir)
     read_summary(folder)  # a damaged summary is named first: it is what training must redo
-    if not read_attack_records(folder):
+    gaps = coverage_gaps(folder, attacks)
+    if gaps:
         raise InputError(
-            f"{folder} has no attack outputs in {folder / ATTACKS_DIR}; run `hybridmask attack {folder}` first"
+            f"{folder}: no current attack record for {', '.join(gaps)} (missing, or made before the run or its data "
+            f"last changed); run `hybridmask attack {folder} --key KEYFILE` so every attack covers every key setting"
         )
     return folder
 
@@ -128,8 +139,10 @@ def _prepared_of(folder: Path) -> Path:
     return prepared_folder_of(training_data_dir(saved["dataset"], folder)).resolve()
 
 
-def evaluate_run(run_dir: Path, baseline_accuracy: float, caches: AttackCaches, say: Progress) -> RunReport:
-    records = read_attack_records(run_dir)
+def evaluate_run(
+    run_dir: Path, baseline_accuracy: float, caches: AttackCaches, say: Progress, attacks: Sequence[str] = ATTACK_NAMES
+) -> RunReport:
+    records = [record for record in current_records(run_dir) if record["attack"] in attacks]
     budgets = budgets_of(records, run_dir)
     with torch_threads(budgets.threads):
         run = load_run(run_dir)

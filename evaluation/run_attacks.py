@@ -5,13 +5,18 @@ For each attack A and key setting S:
 
     RUN_DIR/attacks/A-S.json   attack, key_setting, defense, outcome {ssim, psnr, top1, top5, knn_dist,
                                classifier_top1, classifier_top5}, targets (kind, seed, count), budget, judges
-                               (fingerprint of the evaluators), evaluator_check, knowledge, context, seconds
+                               (fingerprint of the evaluators), evaluator_check, knowledge, context, seconds,
+                               attacked {checkpoint_sha256, data_sha256}: the run it attacked (`run_fingerprint`)
     RUN_DIR/attacks/A-S.npz    reconstructions uint8 [M, C, H, W], labels [M], original_indices [M] (-1 for
                                identity-level reconstructions)
 
 The key is used in memory for the known setting and written nowhere: records are checked by
 `report.public_settings`, which refuses key-like entries and binary values. Pixel defences have no key, so the
 two settings coincide there and only "unknown" is run.
+
+A record is *current* when its `attacked` fingerprint is the run's now; a stale one (the run was retrained or its
+data re-made) is never scored: `hybridmask run` and `tune` redo it, and `evaluate` refuses it, as it refuses runs
+whose current records do not cover every attack in every key setting of their defence (`coverage_gaps`).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from evaluation.evaluators import Judges, JudgesCache
 from evaluation.images import to_uint8
 from evaluation.measures import AttackOutcome
 from evaluation.report import json_ready, public_settings
-from evaluation.run_data import RunData, check_run_dir, load_run, read_summary
+from evaluation.run_data import RunData, check_run_dir, load_run, read_summary, run_fingerprint
 from evaluation.server_view import MASKED_DEFENSES, PublicDefenseConfig, ServerTargets, build_server_targets
 from masking.keys import key_fingerprint, validate_key
 from trainers.checkpoints import MODEL_FILE
@@ -86,6 +91,11 @@ def parse_attack_names(names: str | Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(wanted))
 
 
+def settings_of(defense: str, wanted: tuple[KeySetting, ...] = KEY_SETTINGS) -> tuple[KeySetting, ...]:
+    """The key settings an attack on this defence runs in: pixel defences have no key, so "unknown" only."""
+    return wanted if defense in MASKED_DEFENSES else ("unknown",)
+
+
 def parse_key_settings(value: str) -> tuple[KeySetting, ...]:
     if value == "both":
         return KEY_SETTINGS
@@ -106,7 +116,7 @@ def plan_attacks(
     settings = parse_key_settings(key_setting)
     defense = str(read_summary(folder)["defense"])
     if defense not in MASKED_DEFENSES:
-        return AttackPlan(folder, defense, names, ("unknown",), None)
+        return AttackPlan(folder, defense, names, settings_of(defense), None)
     if "known" in settings:
         if key is None:
             raise InputError(KNOWN_KEY_MISSING)
@@ -152,6 +162,7 @@ def attack_run(
             f"{plan.run_dir.name}: building the evaluators (dlib gallery of {len(run.private.labels)} originals, classifier)"
         )
         judges = caches.judges.judges(run.private, run.public, budgets.evaluator, budgets.seed)
+        attacked = run_fingerprint(plan.run_dir)
         image_targets = build_server_targets(run, defense, budgets.max_targets, budgets.seed)
         identities = identity_targets(image_targets, run.private.labels, budgets.max_identities)
         outcomes: dict[str, dict[str, AttackOutcome]] = {}
@@ -166,7 +177,7 @@ def attack_run(
                 result = attack.reconstruct(ctx)
             outcome = judges.evaluator.attack_outcome(result)
             seconds = time.perf_counter() - started
-            write_attack_record(plan.run_dir, name, setting, result, outcome, ctx, judges, budgets, seconds)
+            write_attack_record(plan.run_dir, name, setting, result, outcome, ctx, judges, budgets, seconds, attacked)
             outcomes.setdefault(name, {})[setting] = outcome
             say(
                 f"{plan.run_dir.name}: [{number}/{len(jobs)}] {name} (key {setting}) done in {seconds:.0f} s: SSIM {outcome.ssim:.3f}, "
@@ -226,6 +237,7 @@ def write_attack_record(
     judges: Judges,
     budgets: BudgetConfig,
     seconds: float,
+    attacked: dict[str, str],
 ) -> None:
     json_path, npz_path = record_paths(run_dir, attack, setting)
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -253,6 +265,7 @@ def write_attack_record(
             "knowledge": describe_knowledge(ctx),
             "context": ctx.public_summary(),
             "seconds": seconds,
+            "attacked": attacked,
             "reconstructions": npz_path.name,
         },
         path="attack record",
@@ -272,6 +285,19 @@ def read_attack_records(run_dir: Path) -> list[dict[str, Any]]:
     return sorted(
         records, key=lambda r: (order.get(r["attack"], len(order)), r["attack"], KEY_SETTINGS.index(r["key_setting"]))
     )
+
+
+def current_records(run_dir: Path, records: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The run's attack records made on the run as it is now (same checkpoint and data fingerprints)."""
+    attacked = run_fingerprint(run_dir)
+    return [r for r in (read_attack_records(run_dir) if records is None else records) if r.get("attacked") == attacked]
+
+
+def coverage_gaps(run_dir: Path, attacks: Iterable[str] = ATTACK_NAMES) -> list[str]:
+    """ "attack/setting" of every attack x key setting of the run's defence without a current record."""
+    done = {(r["attack"], r["key_setting"]) for r in current_records(run_dir)}
+    settings = settings_of(str(read_summary(run_dir)["defense"]))
+    return [f"{name}/{setting}" for name in attacks for setting in settings if (name, setting) not in done]
 
 
 def read_reconstructions(run_dir: Path, record: dict[str, Any]) -> dict[str, np.ndarray]:

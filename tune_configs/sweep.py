@@ -46,7 +46,7 @@ class SweepConfig:
     budget_preset: str = "small"
     budget_overrides: tuple[str, ...] = ()
     attacks: tuple[str, ...] = ("recovery", "whitebox", "blackbox")
-    key_setting: str = "unknown"
+    key_setting: str = "both"  # the same worst case as `hybridmask run`: leaked key included
 
     def validate(self) -> None:
         if not (self.data_dir / MANIFEST_NAME).is_file():
