@@ -33,6 +33,7 @@ from evaluation.run_attacks import (
     Progress,
     coverage_gaps,
     current_records,
+    read_attack_records,
     read_reconstructions,
     torch_threads,
 )
@@ -97,6 +98,10 @@ def check_attacked(run_dir: str | Path, attacks: Sequence[str] = ATTACK_NAMES) -
     """The run folder, if its current attack records cover every attack in every key setting of its defence."""
     folder = check_run_dir(run_dir)
     read_summary(folder)  # a damaged summary is named first: it is what training must redo
+    if not read_attack_records(folder):
+        raise InputError(
+            f"{folder} has no attack outputs in {folder / ATTACKS_DIR}; run `hybridmask attack {folder}` first"
+        )
     gaps = coverage_gaps(folder, attacks)
     if gaps:
         raise InputError(
