@@ -58,7 +58,7 @@ class BudgetConfig:
     """Budgets of every attack and evaluator.
 
     max_targets: private images attacked (recovery, black-box, the renderings); max_identities: private
-    identities attacked by white-box inversion; work_size: the side at which the attacks' networks make images
+    identities attacked by white-box inversion; known_faces: private faces the known-plaintext attacker knows; work_size: the side at which the attacks' networks make images
     (a multiple of 16; None: the faces' own size), their outputs being resized to the faces' size; device: "auto"
     picks CUDA when available; threads: torch CPU threads while attacking (None: torch's default; 1 is several
     times faster on a machine whose cores are busy with other jobs).
@@ -68,6 +68,7 @@ class BudgetConfig:
     max_identities: int = 24
     seed: int = 0
     work_size: int | None = 32
+    known_faces: int = 1  # private faces (with their masked forms) the known-plaintext attacker knows
     device: str = "auto"
     threads: int | None = None
     recovery: RecoveryBudgetConfig = field(default_factory=RecoveryBudgetConfig)

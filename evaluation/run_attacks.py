@@ -36,7 +36,14 @@ from common.files import atomic_output, atomic_write_json, read_json
 from evaluation.attacks.base import KEY_SETTINGS, AttackBudgetConfig, AttackContext, AttackResult, KeySetting
 from evaluation.attacks.gan import GanCache
 from evaluation.attacks.knowledge import describe_knowledge
-from evaluation.attacks.registry import ATTACK_NAMES, IDENTITY_ATTACKS, build_attack, steps_and_batch
+from evaluation.attacks.registry import (
+    ATTACK_NAMES,
+    IDENTITY_ATTACKS,
+    KEY_RECOVERY_ATTACKS,
+    applies,
+    build_attack,
+    steps_and_batch,
+)
 from evaluation.attacks.training import attack_progress
 from evaluation.budgets import BudgetConfig, load_budgets
 from evaluation.evaluators import Judges, JudgesCache
@@ -80,6 +87,12 @@ class AttackPlan:
     settings: tuple[KeySetting, ...]
     key: bytes | None = field(default=None, repr=False)
 
+    @property
+    def jobs(self) -> list[tuple[str, KeySetting]]:
+        """(attack, key setting) pairs to run: each requested pair the attack applies to (`registry.applies`)."""
+        masked = self.defense in MASKED_DEFENSES
+        return [(a, s) for a in self.attacks for s in self.settings if applies(a, masked, s)]
+
 
 def parse_attack_names(names: str | Iterable[str]) -> tuple[str, ...]:
     wanted = [n.strip() for n in (names.split(",") if isinstance(names, str) else names) if n.strip()]
@@ -89,11 +102,6 @@ def parse_attack_names(names: str | Iterable[str]) -> tuple[str, ...]:
             f"unknown attack {unknown[0] if unknown else '(none given)'!r}; choose from {','.join(ATTACK_NAMES)}"
         )
     return tuple(dict.fromkeys(wanted))
-
-
-def settings_of(defense: str, wanted: tuple[KeySetting, ...] = KEY_SETTINGS) -> tuple[KeySetting, ...]:
-    """The key settings an attack on this defence runs in: pixel defences have no key, so "unknown" only."""
-    return wanted if defense in MASKED_DEFENSES else ("unknown",)
 
 
 def parse_key_settings(value: str) -> tuple[KeySetting, ...]:
@@ -116,7 +124,7 @@ def plan_attacks(
     settings = parse_key_settings(key_setting)
     defense = str(read_summary(folder)["defense"])
     if defense not in MASKED_DEFENSES:
-        return AttackPlan(folder, defense, names, settings_of(defense), None)
+        return AttackPlan(folder, defense, names, ("unknown",), None)
     if "known" in settings:
         if key is None:
             raise InputError(KNOWN_KEY_MISSING)
@@ -166,7 +174,7 @@ def attack_run(
         image_targets = build_server_targets(run, defense, budgets.max_targets, budgets.seed)
         identities = identity_targets(image_targets, run.private.labels, budgets.max_identities)
         outcomes: dict[str, dict[str, AttackOutcome]] = {}
-        jobs = [(name, setting) for name in plan.attacks for setting in plan.settings]
+        jobs = plan.jobs
         for number, (name, setting) in enumerate(jobs, start=1):
             say(f"{plan.run_dir.name}: [{number}/{len(jobs)}] {name} (key {setting}) ...")
             started = time.perf_counter()
@@ -201,6 +209,9 @@ def attack_context(
     attacks), the defence's public settings, and the key only in the known setting."""
     per_image = attack not in IDENTITY_ATTACKS
     steps, batch_size = steps_and_batch(attack, budgets)
+    extras: dict[str, Any] = {"defense": defense, "device": str(device)}
+    if attack in KEY_RECOVERY_ATTACKS:
+        extras["known_pairs"] = known_pairs(run, image_targets, budgets.known_faces)
     return AttackContext(
         public_images=run.public.images,
         public_labels=run.public.labels,
@@ -218,8 +229,19 @@ def attack_context(
             batch_size=batch_size,
             seed=budgets.seed,
         ),
-        extras={"defense": defense, "device": str(device)},
+        extras=extras,
     )
+
+
+def known_pairs(run: RunData, targets: ServerTargets, count: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` private faces the attacker is assumed to know, with the masked forms the server holds of them;
+    faces that are not attack targets when the private set allows it."""
+    if run.masked is None:
+        raise InputError(f"{run.run_dir}: a key-recovery attack needs the masked rows of a masked defence")
+    targeted = set(targets.original_indices.tolist())
+    order = [row for row in range(len(run.masked)) if row not in targeted] + sorted(targeted)
+    rows = torch.tensor(order[:count], dtype=torch.long)
+    return run.private.images[rows], run.masked[rows]
 
 
 def record_paths(run_dir: Path, attack: str, setting: str) -> tuple[Path, Path]:
@@ -294,10 +316,15 @@ def current_records(run_dir: Path, records: list[dict[str, Any]] | None = None) 
 
 
 def coverage_gaps(run_dir: Path, attacks: Iterable[str] = ATTACK_NAMES) -> list[str]:
-    """ "attack/setting" of every attack x key setting of the run's defence without a current record."""
+    """ "attack/setting" of every attack x key setting it applies to on the run's defence without a current record."""
     done = {(r["attack"], r["key_setting"]) for r in current_records(run_dir)}
-    settings = settings_of(str(read_summary(run_dir)["defense"]))
-    return [f"{name}/{setting}" for name in attacks for setting in settings if (name, setting) not in done]
+    masked = str(read_summary(run_dir)["defense"]) in MASKED_DEFENSES
+    return [
+        f"{name}/{setting}"
+        for name in attacks
+        for setting in KEY_SETTINGS
+        if applies(name, masked, setting) and (name, setting) not in done
+    ]
 
 
 def read_reconstructions(run_dir: Path, record: dict[str, Any]) -> dict[str, np.ndarray]:

@@ -115,4 +115,7 @@ def describe_knowledge(ctx: AttackContext) -> dict[str, Any]:
     defense = defense_of(ctx)
     if not defense.masked:
         return {"masker": "none (pixel defence)"}
+    if "known_pairs" in ctx.extras:
+        count = len(ctx.extras["known_pairs"][0])
+        return {"masker": f"key map solved by least squares from {count} known private face(s) and their masked forms"}
     return {"masker": "client key (leaked)" if ctx.key_setting == "known" else "own key, standardised channels"}

@@ -176,7 +176,7 @@ def attack_defense(spec: PipelineConfig, run_dir: Path, key: bytes, caches, say:
         (record["attack"], record["key_setting"]) for record in current_records(run_dir) if record["budget"] == budget
     }
     plan = plan_attacks(run_dir, spec.attacks, spec.key_setting, key)
-    missing = [(name, setting) for name in plan.attacks for setting in plan.settings if (name, setting) not in done]
+    missing = [job for job in plan.jobs if job not in done]
     if not missing:
         say(f"{run_dir.name}: attacked earlier with the same budget, reusing its records")
         return
