@@ -39,7 +39,6 @@ from evaluation.attacks.knowledge import describe_knowledge
 from evaluation.attacks.registry import (
     ATTACK_NAMES,
     IDENTITY_ATTACKS,
-    KEY_RECOVERY_ATTACKS,
     applies,
     build_attack,
     steps_and_batch,
@@ -210,8 +209,10 @@ def attack_context(
     per_image = attack not in IDENTITY_ATTACKS
     steps, batch_size = steps_and_batch(attack, budgets)
     extras: dict[str, Any] = {"defense": defense, "device": str(device)}
-    if attack in KEY_RECOVERY_ATTACKS:
+    if attack == "known_plaintext":
         extras["known_pairs"] = known_pairs(run, image_targets, budgets.known_faces)
+    if attack == "statistics_key":
+        extras["server_masked"] = run.masked
     return AttackContext(
         public_images=run.public.images,
         public_labels=run.public.labels,

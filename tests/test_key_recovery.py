@@ -4,13 +4,22 @@ map is the leaked-key recovery."""
 from __future__ import annotations
 
 import secrets
+from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
 from common.errors import InputError
 from evaluation.attacks.base import AttackBudgetConfig, AttackContext
-from evaluation.attacks.key_recovery import KnownPlaintextRecovery, relative_error, solve_map, true_map
+from evaluation.attacks.key_recovery import (
+    KnownPlaintextRecovery,
+    estimate_map_from_statistics,
+    relative_error,
+    solve_map,
+    true_map,
+)
 from evaluation.attacks.knowledge import public_stats
 from evaluation.attacks.recovery import RecoveryAttack
 from evaluation.budgets import RecoveryBudgetConfig
@@ -71,3 +80,21 @@ def test_recovery_with_the_solved_map_matches_the_key_known_recovery() -> None:
     torch.testing.assert_close(results[1], results[0], atol=1e-4, rtol=0)
     with pytest.raises(InputError, match="known_pairs"):
         KnownPlaintextRecovery(budget, 32).fit(AttackContext(**common, extras={"defense": defense}))
+
+
+def orl_at_64(orl_dir: Path, people: range) -> torch.Tensor:
+    paths = [path for person in people for path in sorted((orl_dir / f"s{person}").glob("*.pgm"))]
+    images = [
+        cv2.resize(cv2.imread(str(p), cv2.IMREAD_GRAYSCALE), (SIZE, SIZE), interpolation=cv2.INTER_AREA) for p in paths
+    ]
+    return torch.from_numpy(np.stack(images)).float().div(255.0)[:, None]
+
+
+def test_statistics_estimate_the_map_when_public_and_private_statistics_agree_and_not_otherwise(orl_dir: Path) -> None:
+    private, public = orl_at_64(orl_dir, range(1, 21)), orl_at_64(orl_dir, range(21, 41))
+    masker = FrequencyMasker.fit(private, secrets.token_bytes(32), 0.5)
+    defense = PublicDefenseConfig("ppfr_fd", masking=masker.public_settings())
+    stored, truth = masker.mask(private).half(), true_map(masker.obfuscation)
+    assert relative_error(estimate_map_from_statistics(stored, private, defense), truth) < 1e-2  # same statistics
+    from_public = relative_error(estimate_map_from_statistics(stored, public, defense), truth)
+    assert from_public > 1.0  # other people's statistics: no better than a random rotation (sqrt 2 = 1.41)

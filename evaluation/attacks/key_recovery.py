@@ -1,4 +1,5 @@
-"""Key recovery: the secret map solved from faces the attacker knows, then recovery run with it as if leaked.
+"""Key recovery: the secret map solved from faces the attacker knows, or estimated from statistics, then recovery
+run with it as if leaked.
 
 The key is one fixed linear map. Denormalised with the public statistics, every grid position of a masked face is
 A k, where k holds the face's kept frequencies (public: block DCT and the public channel selection) and A = M P is
@@ -8,6 +9,12 @@ faces and the masked forms the server holds of them determine A by least squares
 the nearest orthogonal matrix (the algorithm, public, makes A orthogonal), which also absorbs the float16 rounding
 of stored masked data. With it the attacker reads the server's data exactly as the key holder would, so the
 attack is the leaked-key recovery run in the key-unknown setting: the key hides nothing from it.
+
+Without a known face (`estimate_map_from_statistics`), the attacker matches statistics of the server's masked data
+to those of its public faces: second order, C_y = A C_k A^T, so A = U_y S U_k^T with the eigenvectors of both
+covariances paired by eigenvalue rank, and S the signs, fixed by higher order evidence (per-position means, which
+aligned faces share, plus third moments). It works only as far as the public faces' statistics match the private
+ones and the eigenvalues are distinct; docs/evaluation.md gives the error measured on ORL.
 """
 
 from __future__ import annotations
@@ -49,6 +56,37 @@ def solve_map(known_images: torch.Tensor, known_masked: torch.Tensor, defense: P
     return left @ right
 
 
+def estimate_map_from_statistics(
+    server_masked: torch.Tensor, public_images: torch.Tensor, defense: PublicDefenseConfig
+) -> torch.Tensor:
+    """[K, K] float64 estimate of A from the server's masked rows [N, K, h, w] and the attacker's public faces."""
+    mixed = denormalize(server_masked.double(), public_stats(defense))
+    frequencies = kept_frequencies(public_images, defense)
+    mixed_basis = _principal_axes(mixed)
+    frequency_basis = _principal_axes(frequencies)
+    signs = torch.sign(_sign_evidence(mixed, mixed_basis) * _sign_evidence(frequencies, frequency_basis))
+    signs[signs == 0] = 1.0
+    return mixed_basis @ torch.diag(signs) @ frequency_basis.T
+
+
+def _principal_axes(channels: torch.Tensor) -> torch.Tensor:
+    """Eigenvectors [K, K] (columns, by decreasing eigenvalue) of the second moment of every position's vector."""
+    columns = _as_columns(channels)
+    _, vectors = torch.linalg.eigh(columns @ columns.T / columns.shape[1])
+    return vectors.flip(1)
+
+
+def _sign_evidence(channels: torch.Tensor, axes: torch.Tensor) -> torch.Tensor:
+    """[K] signed evidence per axis that flips with the axis: its projections' per-position means (their sum of
+    cubes, normalised) plus their third moment (normalised)."""
+    projected = torch.einsum("kc,bkhw->bchw", axes, channels).flatten(2)  # [B, K, P]
+    position_means = projected.mean(dim=0)  # [K, P]
+    by_position = position_means.pow(3).sum(dim=1) / position_means.abs().pow(3).sum(dim=1).clamp_min(1e-300)
+    values = projected.transpose(0, 1).flatten(1)  # [K, B*P]
+    skew = values.pow(3).mean(dim=1) / values.pow(2).mean(dim=1).pow(1.5).clamp_min(1e-300)
+    return by_position + skew
+
+
 def true_map(obfuscation: KeyedObfuscation) -> torch.Tensor:
     """A = M P of a key's obfuscation, [K, K] float64: what `solve_map` estimates (for measuring its error)."""
     size = obfuscation.num_channels
@@ -84,6 +122,24 @@ class KnownPlaintextRecovery(RecoveryAttack):
                 "masked forms); build its context with evaluation.run_attacks"
             )
         return masker_from_map(solve_map(*pairs, defense), defense), True
+
+
+class StatisticsKeyRecovery(RecoveryAttack):
+    """Recovery with the map estimated from statistics of ctx.extras["server_masked"] (every masked row the server
+    holds) against the public faces; no private face is known."""
+
+    name = "statistics_key"
+
+    def attacker_view(self, ctx: AttackContext) -> tuple[FrequencyMasker | None, bool]:
+        defense = defense_of(ctx)
+        server_masked = ctx.extras.get("server_masked")
+        if not defense.masked or server_masked is None:
+            raise InputError(
+                "the statistics key attack needs a masked defence and extras['server_masked'] (the masked rows the "
+                "server holds); build its context with evaluation.run_attacks"
+            )
+        mapping = estimate_map_from_statistics(server_masked, ctx.public_images, defense)
+        return masker_from_map(mapping, defense), True
 
 
 def _as_columns(channels: torch.Tensor) -> torch.Tensor:
