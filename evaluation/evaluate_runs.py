@@ -25,6 +25,7 @@ from evaluation.budgets import BudgetConfig
 from evaluation.evaluators import Judges
 from evaluation.figures import GridImages
 from evaluation.measures import AttackOutcome
+from evaluation.renderings import key_free_renderings
 from evaluation.report import RunReport, build_run_report, write_comparison, write_run_report
 from evaluation.run_attacks import (
     ATTACKS_DIR,
@@ -156,6 +157,8 @@ def evaluate_run(
         judges = caches.judges.judges(run.private, run.public, budgets.evaluator, budgets.seed)
         targets = build_server_targets(run, defense, budgets.max_targets, budgets.seed)
         renderings = server_renderings(targets, defense)
+        if defense.masked:
+            renderings.update(key_free_renderings(targets.inputs, defense, run.public, budgets.seed))
         rendering_outcomes = {
             name: judges.evaluator.outcome(images, targets.labels, targets.original_indices)
             for name, images in renderings.items()
