@@ -67,7 +67,7 @@ class BudgetConfig:
     max_targets: int = 48
     max_identities: int = 24
     seed: int = 0
-    work_size: int | None = 32
+    work_size: int | None = None  # attacks work at the faces own size: upscaling caps what they can recover
     known_faces: int = 1  # private faces (with their masked forms) the known-plaintext attacker knows
     device: str = "auto"
     threads: int | None = None

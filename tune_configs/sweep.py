@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import InputError
+from evaluation.attacks.names import ATTACK_NAMES
 from pipelines.runs.run_pipeline import KEY_FILE, PipelineConfig, client_key, train_defense
 from trainers.local_ray import start_ray
 from trainers.schema import MANIFEST_NAME
@@ -45,7 +46,7 @@ class SweepConfig:
     resume: bool = False
     budget_preset: str = "small"
     budget_overrides: tuple[str, ...] = ()
-    attacks: tuple[str, ...] = ("recovery", "whitebox", "blackbox")
+    attacks: tuple[str, ...] = ATTACK_NAMES
     key_setting: str = "both"  # the same worst case as `hybridmask run`: leaked key included
 
     def validate(self) -> None:

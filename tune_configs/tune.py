@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from evaluation.attacks.names import ATTACK_NAMES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     from tune_configs.space import available_spaces
@@ -32,9 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--size", type=int, default=112, help="face side when --data needs preparing (default: %(default)s)"
     )
-    parser.add_argument(
-        "--attacks", default="recovery,whitebox,blackbox", help="attacks per trial (default: %(default)s)"
-    )
+    parser.add_argument("--attacks", default=",".join(ATTACK_NAMES), help="attacks per trial (default: %(default)s)")
     parser.add_argument(
         "--key-setting",
         choices=("known", "unknown", "both"),

@@ -1,4 +1,4 @@
-"""The attacks every defence is judged by, by name, built from the budgets."""
+"""The attacks every defence is judged by, built by name from the budgets (the names: `evaluation.attacks.names`)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,10 @@ from evaluation.attacks.base import Attack
 from evaluation.attacks.blackbox import BlackboxInversion
 from evaluation.attacks.gan import GanCache
 from evaluation.attacks.key_recovery import KnownPlaintextRecovery, StatisticsKeyRecovery
+from evaluation.attacks.names import ATTACK_NAMES, IDENTITY_ATTACKS, KEY_RECOVERY_ATTACKS, applies
 from evaluation.attacks.recovery import RecoveryAttack
 from evaluation.attacks.whitebox import WhiteboxInversion
 from evaluation.budgets import BudgetConfig
-
-ATTACK_NAMES = ("recovery", "whitebox", "blackbox", "known_plaintext", "statistics_key")
-IDENTITY_ATTACKS = ("whitebox",)
-"""Attacks that reconstruct a person from the model alone (targets are identities, not images)."""
-KEY_RECOVERY_ATTACKS = ("known_plaintext", "statistics_key")
-"""Attacks that estimate the key themselves: they run on masked defences, in the key-unknown setting only."""
-
-
-def applies(attack: str, masked_defense: bool, setting: str) -> bool:
-    """Whether an attack runs in a key setting: pixel defences have no key (so "unknown" only, and nothing to
-    recover); key-recovery attacks are the key-unknown setting's."""
-    if attack in KEY_RECOVERY_ATTACKS:
-        return masked_defense and setting == "unknown"
-    return masked_defense or setting == "unknown"
 
 
 def build_attack(name: str, budgets: BudgetConfig, image_size: int, gan_cache: GanCache) -> Attack:
@@ -47,3 +34,6 @@ def steps_and_batch(name: str, budgets: BudgetConfig) -> tuple[int, int]:
     if name == "whitebox":
         return budgets.whitebox.inversion_steps, budgets.whitebox.restarts
     return budgets.blackbox.steps, budgets.blackbox.batch_size
+
+
+__all__ = ["ATTACK_NAMES", "IDENTITY_ATTACKS", "KEY_RECOVERY_ATTACKS", "applies", "build_attack", "steps_and_batch"]

@@ -25,6 +25,7 @@ import yaml
 
 from common.errors import InputError
 from common.files import atomic_write_json, atomic_write_text, read_json
+from evaluation.attacks.names import ATTACK_NAMES
 from evaluation.budgets import BudgetConfig
 from pipelines.client.keyfile import default_key_path, read_key_file
 from pipelines.runs.experiment_config import ExperimentConfig
@@ -36,7 +37,7 @@ REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
 RUNS_DIR = "runs"
 KEY_FILE = "client.key"
-ATTACKS = ("recovery", "whitebox", "blackbox")
+ATTACKS = ATTACK_NAMES
 
 Say = Callable[[str], None]
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from evaluation.attacks.names import ATTACK_NAMES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -49,7 +51,7 @@ def add_pipeline_options(parser: argparse.ArgumentParser, default_out: str | Non
     )
     parser.add_argument(
         "--attacks",
-        default=",".join(("recovery", "whitebox", "blackbox")),
+        default=",".join(ATTACK_NAMES),
         help="attacks to run (default: %(default)s)",
     )
     parser.add_argument(
