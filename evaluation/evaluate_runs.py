@@ -11,6 +11,7 @@ the same evaluators (same fingerprint); otherwise the saved reconstructions are 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,9 +25,16 @@ from evaluation.attacks.registry import ATTACK_NAMES
 from evaluation.budgets import BudgetConfig
 from evaluation.evaluators import Judges
 from evaluation.figures import GridImages
-from evaluation.measures import AttackOutcome
+from evaluation.measures import AttackOutcome, proven_on_none
 from evaluation.renderings import key_free_renderings
-from evaluation.report import RunReport, build_run_report, write_comparison, write_run_report
+from evaluation.report import (
+    REPORT_JSON,
+    RunReport,
+    build_run_report,
+    read_run_report,
+    write_comparison,
+    write_run_report,
+)
 from evaluation.run_attacks import (
     ATTACKS_DIR,
     CACHE_DIR,
@@ -41,7 +49,7 @@ from evaluation.run_attacks import (
 from evaluation.run_data import check_run_dir, load_run, prepared_folder_of, read_summary, training_data_dir
 from evaluation.server_view import PublicDefenseConfig, ServerTargets, build_server_targets, server_renderings
 from trainers.checkpoints import MODEL_FILE
-from trainers.config_io import from_dict
+from trainers.config_io import from_dict, to_dict
 
 GRID_ROWS = 6
 
@@ -66,14 +74,21 @@ def evaluate_runs(
         check_same_data(folder, baseline_dir)
     target = comparison_folder(folders, out_dir) if len(folders) > 1 else None
     say = progress or (lambda message: None)
-    reports = []
-    for folder in folders:
-        reports.append(
-            evaluate_run(
-                folder, baseline_accuracy, caches or AttackCaches(folder / ATTACKS_DIR / CACHE_DIR), say, attacks
-            )
+    by_folder: dict[Path, RunReport] = {}
+    proof_source = None if baseline_dir in folders else saved_report(baseline_dir)
+    for folder in sorted(folders, key=lambda f: f != baseline_dir):  # the baseline first: it proves the attacks
+        by_folder[folder] = evaluate_run(
+            folder,
+            baseline_accuracy,
+            caches or AttackCaches(folder / ATTACKS_DIR / CACHE_DIR),
+            say,
+            attacks,
+            proof_source if folder != baseline_dir else None,
         )
+        if folder == baseline_dir:
+            proof_source = by_folder[folder]
         say(f"{folder.name}: report written ({folder / 'report.md'})")
+    reports = [by_folder[folder] for folder in folders]
     if target is not None:
         paths = write_comparison(reports, target)
         say(f"comparison written: {paths['markdown']}, {paths['scatter']}")
@@ -145,9 +160,29 @@ def _prepared_of(folder: Path) -> Path:
     return prepared_folder_of(training_data_dir(saved["dataset"], folder)).resolve()
 
 
+def saved_report(run_dir: Path) -> RunReport | None:
+    """The run's report.json, if it has one (a baseline evaluated earlier)."""
+    return read_run_report(run_dir) if (run_dir / REPORT_JSON).is_file() else None
+
+
+def attack_proof(report: RunReport, proof_source: RunReport | None) -> dict[str, bool]:
+    """Which attacks are proven, from the `none` run's outcomes (`measures.proven_on_none`), when it was attacked
+    with the same budget; none is proven otherwise."""
+    source = proof_source or report
+    if source.defense != "none" or source.settings.get("attack_budget") != report.settings.get("attack_budget"):
+        return {}
+    return proven_on_none(source.attacks, source.calibration)
+
+
 def evaluate_run(
-    run_dir: Path, baseline_accuracy: float, caches: AttackCaches, say: Progress, attacks: Sequence[str] = ATTACK_NAMES
+    run_dir: Path,
+    baseline_accuracy: float,
+    caches: AttackCaches,
+    say: Progress,
+    attacks: Sequence[str] = ATTACK_NAMES,
+    proof_source: RunReport | None = None,
 ) -> RunReport:
+    """Score one run and write its report; proof_source: the `none` run's report (None: this run is it)."""
     records = [record for record in current_records(run_dir) if record["attack"] in attacks]
     budgets = budgets_of(records, run_dir)
     with torch_threads(budgets.threads):
@@ -163,19 +198,20 @@ def evaluate_run(
             name: judges.evaluator.outcome(images, targets.labels, targets.original_indices)
             for name, images in renderings.items()
         }
-        attacks: dict[str, dict[str, AttackOutcome]] = {}
+        outcomes: dict[str, dict[str, AttackOutcome]] = {}
         for record in records:
-            attacks.setdefault(record["attack"], {})[record["key_setting"]] = record_outcome(run_dir, record, judges)
+            outcomes.setdefault(record["attack"], {})[record["key_setting"]] = record_outcome(run_dir, record, judges)
     report = build_run_report(
         defense=run.defense,
         renderings=rendering_outcomes,
-        attacks=attacks,
+        attacks=outcomes,
         verification_accuracy=float(run.summary["verification_accuracy"]),
         baseline_verification_accuracy=baseline_accuracy,
         calibration=judges.check.calibration,
         synthetic_data=run.synthetic_data,
         settings=report_settings(run_dir, defense, judges, budgets, records, run.summary),
     )
+    report = dataclasses.replace(report, proven=attack_proof(report, proof_source))
     write_run_report(report, run_dir, grid_images(run_dir, run.private.images, targets, renderings, records))
     return report
 
@@ -213,9 +249,7 @@ def report_settings(
         "run_dir": str(run_dir),
         "defense": defense.summary(),
         "evaluators": {**judges.check.to_dict(), "dlib_weak": judges.check.dlib_is_weak},
-        "attack_budget": {
-            name: getattr(budgets, name) for name in ("max_targets", "max_identities", "seed", "work_size")
-        },
+        "attack_budget": to_dict(budgets),
         "attack_seconds": {f"{r['attack']}/{r['key_setting']}": round(r["seconds"], 1) for r in records},
         "attack_knowledge": {f"{r['attack']}/{r['key_setting']}": r["knowledge"]["masker"] for r in records},
         "training": {

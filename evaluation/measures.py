@@ -42,6 +42,7 @@ DEFAULT_BETA = 0.6  # attack level
 TOP_K = 5
 CHANCE_VERIFICATION = 0.5  # balanced genuine / impostor pairs
 VIEW_PREFIX = "view: "  # S3/S4 worst-case names of renderings, the zero-effort attack
+PROVEN_P_HAT = 0.3  # an attack is proven when it reaches this p-hat on `none` (same data, same budget)
 _SSIM_WINDOW = 7  # scikit-image's default; shrunk (odd) for images smaller than it
 Combine = Literal["harmonic", "arithmetic"]
 
@@ -197,6 +198,17 @@ def identification(outcome: AttackOutcome, calibration: Calibration) -> tuple[fl
         )
     name = max(calibrated, key=lambda key: calibrated[key])
     return calibrated[name], name
+
+
+def proven_on_none(
+    attacks_on_none: Mapping[str, Mapping[str, AttackOutcome]], calibration: Calibration
+) -> dict[str, bool]:
+    """{attack: whether its best key setting reaches p-hat >= PROVEN_P_HAT} against the unprotected model: an
+    attack that cannot identify people there proves nothing by failing against a defence."""
+    return {
+        attack: max(identification(outcome, calibration)[0] for outcome in by_setting.values()) >= PROVEN_P_HAT
+        for attack, by_setting in attacks_on_none.items()
+    }
 
 
 def privacy_measures(

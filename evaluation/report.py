@@ -27,6 +27,8 @@ from common.files import atomic_write_text, read_json
 from evaluation.measures import (
     DEFAULT_ALPHA,
     DEFAULT_BETA,
+    PROVEN_P_HAT,
+    VIEW_PREFIX,
     AttackOutcome,
     Calibration,
     Combine,
@@ -62,6 +64,8 @@ MEASURE_EXPLANATIONS = {
     "score_cls": "utility: clip((acc - 0.5) / (acc_none - 0.5), 0, 1), the unprotected model's above-chance accuracy kept",
     "overall": "the balance of privacy and utility that tuning maximises",
 }
+PROVEN_BY = {"known_plaintext": "recovery", "statistics_key": "recovery"}
+"""Key-recovery attacks run the recovery with a key they estimated; on `none` (no key) they are the recovery."""
 ANCHOR_EXPLANATIONS = (
     "q = clip((SSIM - SSIM_prior) / (1 - SSIM_prior), 0, 1) is 1 for the raw face and 0 for the public mean face "
     "(SSIM_prior: the mean face's SSIM to the same originals); p^ = clip((top-1 - chance) / (top-1 on originals - "
@@ -83,6 +87,20 @@ class RunReport:
     renderings: dict[str, AttackOutcome]
     synthetic_data: bool
     settings: dict[str, Any] = field(default_factory=dict)
+    proven: dict[str, bool] = field(default_factory=dict)  # attack -> proven on `none` (`measures.proven_on_none`)
+
+    def attack_proven(self, name: str) -> bool:
+        """Whether a worst-case source is proven: a rendering (the server's own data) always is; key-recovery
+        attacks are as proven as the recovery they run (on `none` there is no key to recover)."""
+        if name.startswith(VIEW_PREFIX):
+            return True
+        attack = name.split("/")[0]
+        return self.proven.get(PROVEN_BY.get(attack, attack), False)
+
+    @property
+    def worst_case_proven(self) -> bool:
+        """Whether S3 and S4 rest on proven attacks only."""
+        return self.attack_proven(self.measures.S3_from) and self.attack_proven(self.measures.S4_from)
 
     @property
     def label(self) -> str:
@@ -109,6 +127,7 @@ class RunReport:
             "alpha": m.alpha, "beta": m.beta, "scored_settings": list(m.scored_settings),
             "combine": self.scores.combine, "privacy_weight": self.scores.privacy_weight,
             "synthetic_data": self.synthetic_data,
+            "proven": self.proven, "worst_case_proven": self.worst_case_proven,
             "settings": self.settings,
         }  # fmt: skip
 
@@ -124,6 +143,7 @@ class RunReport:
             calibration=Calibration.from_dict(data["calibration"]),
             synthetic_data=data["synthetic_data"],
             settings=data.get("settings", {}),
+            proven=data.get("proven", {}),
             alpha=data["alpha"],
             beta=data["beta"],
             scored_settings=data["scored_settings"],
@@ -141,6 +161,7 @@ def build_run_report(
     calibration: Calibration,
     synthetic_data: bool,
     settings: Mapping[str, Any] | None = None,
+    proven: Mapping[str, bool] | None = None,
     alpha: float = DEFAULT_ALPHA,
     beta: float = DEFAULT_BETA,
     scored_settings: Sequence[str] | None = None,
@@ -160,6 +181,7 @@ def build_run_report(
         renderings=dict(renderings),
         synthetic_data=bool(synthetic_data),
         settings=public_settings(settings or {}),
+        proven=dict(proven or {}),
     )
 
 
@@ -250,7 +272,8 @@ def run_markdown(report: RunReport) -> str:
         "",
         f"Verification accuracy: {_fmt(report.verification_accuracy)} "
         f"(unprotected baseline {_fmt(report.baseline_verification_accuracy)}). "
-        f"S3 and S4 take the worst case over the key settings: {', '.join(m.scored_settings)}.",
+        f"S3 and S4 take the worst case over the key settings: {', '.join(m.scored_settings)}. "
+        f"{_proof_words(report)}",
         "",
         ANCHOR_EXPLANATIONS,
         "",
@@ -265,6 +288,7 @@ def run_markdown(report: RunReport) -> str:
             {f"{a} (key {s_})": o for a, by in report.attacks.items() for s_, o in by.items()},
             "attack",
             report.calibration,
+            {f"{a} (key {s_})": report.attack_proven(a) for a, by in report.attacks.items() for s_ in by},
         ),
         "",
         "## Renderings of the masked data",
@@ -284,27 +308,43 @@ def comparison_markdown(reports: Sequence[RunReport]) -> str:
     if any(r.synthetic_data for r in reports):
         lines += [_SYNTHETIC_BANNER.replace("These numbers", "Rows marked synthetic"), ""]
     lines += [
-        "| defence | S1 | S2 | S3 | S4 | score_pp | score_cls | overall | verification acc. | data |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| defence | S1 | S2 | S3 | S4 | score_pp | score_cls | overall | verification acc. | worst case proven | data |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in reports:
         m, s = r.measures, r.scores
         values = [m.S1, m.S2, m.S3, m.S4, s.score_pp, s.score_cls, s.overall, r.verification_accuracy]
         data = "synthetic" if r.synthetic_data else "real"
-        lines.append(f"| {r.label} | " + " | ".join(_fmt(v) for v in values) + f" | {data} |")
+        proof = "yes" if r.worst_case_proven else "**no**"
+        lines.append(f"| {r.label} | " + " | ".join(_fmt(v) for v in values) + f" | {proof} | {data} |")
     columns = sorted({(a, s_) for r in reports for a, by in r.attacks.items() for s_ in by})
     lines += [
         "",
-        "## Attacks: SSIM / dlib top-1 / classifier top-1",
+        "## Attacks: SSIM / dlib top-1 / classifier top-1 (✗: not proven on `none`)",
         "",
         "| defence | " + " | ".join(f"{a} (key {s_})" for a, s_ in columns) + " |",
     ]
     lines.append("|---" * (len(columns) + 1) + "|")
     for r in reports:
-        cells = [_ssim_top1(r.attacks.get(a, {}).get(s_)) for a, s_ in columns]
+        cells = [
+            _ssim_top1(r.attacks.get(a, {}).get(s_)) + ("" if a not in r.attacks or r.attack_proven(a) else " ✗")
+            for a, s_ in columns
+        ]
         lines.append(f"| {r.label} | " + " | ".join(cells) + " |")
     lines += ["", *(f"- **{name}**: {text}" for name, text in MEASURE_EXPLANATIONS.items()), "", ANCHOR_EXPLANATIONS]
     return "\n".join(lines) + "\n"
+
+
+def _proof_words(report: RunReport) -> str:
+    if report.worst_case_proven:
+        return f"Both rest on proven attacks (p^ >= {PROVEN_P_HAT:g} against `none`, same data and budget)."
+    unproven = sorted(
+        {name for name in (report.measures.S3_from, report.measures.S4_from) if not report.attack_proven(name)}
+    )
+    return (
+        f"**The worst case is not proven**: {', '.join(unproven)} did not reach p^ >= {PROVEN_P_HAT:g} against `none` "
+        "(same data and budget), so failing here shows nothing about the defence."
+    )
 
 
 def _evaluator_lines(check: Mapping[str, Any] | None) -> list[str]:
@@ -329,17 +369,24 @@ def _evaluator_lines(check: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
-def _outcome_table(outcomes: Mapping[str, AttackOutcome], what: str, calibration: Calibration) -> list[str]:
+def _outcome_table(
+    outcomes: Mapping[str, AttackOutcome],
+    what: str,
+    calibration: Calibration,
+    proven: Mapping[str, bool] | None = None,
+) -> list[str]:
     with_classifier = any(o.classifier_top1 is not None for o in outcomes.values())
-    header = f"| {what} | q | p^ | SSIM | SSIM prior | PSNR (dB) | dlib top-1 | dlib top-5 | dlib KNN dist |"
+    header = f"| {what} |" + (" proven |" if proven is not None else "")
+    header += " q | p^ | SSIM | SSIM prior | PSNR (dB) | dlib top-1 | dlib top-5 | dlib KNN dist |"
     header += " classifier top-1 | classifier top-5 |" if with_classifier else ""
     rows = [header, "|---" * header.count(" |") + "|"]
     for name, o in outcomes.items():
         p_hat, judge = identification(o, calibration)
         cells = [o.ssim, o.ssim_prior, o.psnr, o.top1, o.top5, o.knn_dist]
         cells += [o.classifier_top1, o.classifier_top5] if with_classifier else []
+        proof = "" if proven is None else (" yes |" if proven[name] else " **no** |")
         rows.append(
-            f"| {name} | {_fmt(image_similarity(o, name))} | {_fmt(p_hat)} ({judge}) | "
+            f"| {name} |{proof} {_fmt(image_similarity(o, name))} | {_fmt(p_hat)} ({judge}) | "
             + " | ".join(_fmt(v) for v in cells)
             + " |"
         )

@@ -16,10 +16,11 @@ import torch
 from common.errors import InputError
 from evaluation.attacks.base import AttackContext, MeanFaceAttack
 from evaluation.figures import GridImages
-from evaluation.measures import AttackOutcome, Calibration
+from evaluation.measures import AttackOutcome, Calibration, proven_on_none
 from evaluation.report import (
     RunReport,
     build_run_report,
+    comparison_markdown,
     public_settings,
     read_run_report,
     run_markdown,
@@ -84,7 +85,7 @@ def test_markdown_report_shows_the_table_and_a_banner_only_for_synthetic_data(tm
     assert "SYNTHETIC DATA" in synthetic and "SYNTHETIC DATA" not in real
     for name in ("S1", "S2", "S3", "S4", "score_pp", "score_cls", "overall"):
         assert f"| {name} |" in real
-    assert "| recovery (key known) | 0.700 | 0.600 (dlib) | 0.700 | 0.000 | ∞ | 0.600 |" in real
+    assert "| recovery (key known) | **no** | 0.700 | 0.600 (dlib) | 0.700 | 0.000 | ∞ | 0.600 |" in real
 
 
 def test_grid_and_scatter_figures_are_written_as_images(tmp_path: Path) -> None:
@@ -197,3 +198,26 @@ def test_comparison_tells_fixed_k_runs_of_one_defense_apart_by_their_k(tmp_path:
     ]
     table = write_comparison([fixed(2), fixed(4), adaptive], tmp_path)["markdown"].read_text()
     assert "| hybrid_fixed k=2 |" in table and "| hybrid_fixed k=4 |" in table and "| hybrid_adaptive |" in table
+
+
+def test_attacks_are_proven_on_none_and_the_report_says_whether_the_worst_case_rests_on_proven_ones() -> None:
+    calibration = Calibration(chance=0.1, originals_top1={"dlib": 0.9})
+    on_none = {"recovery": {"unknown": outcome(0.8, 0.9)}, "whitebox": {"unknown": outcome(0.2, 0.3)}}
+    proven = proven_on_none(on_none, calibration)
+    assert proven == {"recovery": True, "whitebox": False}  # p^ 1.0 and (0.3 - 0.1) / 0.8 = 0.25 < 0.3
+    attacks = {"recovery": {"known": outcome(0.3, 0.2)}, "whitebox": {"known": outcome(0.2, 0.5)}}
+    unproven_worst = build_run_report(
+        "ppfr_fd", {"server view": outcome(0.0, 0.0)}, attacks, 0.8, 0.9, calibration, False, proven=proven
+    )
+    assert unproven_worst.measures.S4_from == "whitebox/known" and not unproven_worst.worst_case_proven
+    assert "**The worst case is not proven**: whitebox/known" in run_markdown(unproven_worst)
+    assert "| **no** | real |" in comparison_markdown([unproven_worst])
+    attacks["known_plaintext"] = {"unknown": outcome(0.1, 0.9)}  # a key-recovery attack: proven by the recovery
+    proven_worst = build_run_report(
+        "ppfr_fd", {"server view": outcome(0.0, 0.0)}, attacks, 0.8, 0.9, calibration, False, proven=proven
+    )
+    assert (
+        proven_worst.measures.S4_from == "known_plaintext/unknown" and proven_worst.measures.S3_from == "recovery/known"
+    )
+    assert proven_worst.worst_case_proven and "Both rest on proven attacks" in run_markdown(proven_worst)
+    assert RunReport.from_dict(proven_worst.to_dict()) == proven_worst
