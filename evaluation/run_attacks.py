@@ -234,11 +234,19 @@ def attack_context(
     )
 
 
-def known_pairs(run: RunData, targets: ServerTargets, count: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`count` private faces the attacker is assumed to know, with the masked forms the server holds of them;
-    faces that are not attack targets when the private set allows it."""
+def known_pairs(run: RunData, targets: ServerTargets, count: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` private faces the attacker is assumed to know (None: the fewest that solve the map), with the masked
+    forms the server holds of them; faces that are not attack targets when the private set allows it."""
     if run.masked is None:
         raise InputError(f"{run.run_dir}: a key-recovery attack needs the masked rows of a masked defence")
+    unknowns, blocks = run.masked.shape[1], run.masked.shape[2] * run.masked.shape[3]
+    needed = -(-unknowns // blocks)
+    count = needed if count is None else count
+    if count < needed:
+        raise InputError(
+            f"budget.known_faces = {count}: the map has {unknowns} unknowns per row and a face gives {blocks} "
+            f"equations, so at least {needed} known faces are needed; raise it or leave it unset"
+        )
     targeted = set(targets.original_indices.tolist())
     order = [row for row in range(len(run.masked)) if row not in targeted] + sorted(targeted)
     rows = torch.tensor(order[:count], dtype=torch.long)

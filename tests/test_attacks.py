@@ -147,7 +147,7 @@ def test_reports_are_written_readable_and_hold_every_required_key(evaluated: dic
         report = read_run_report(folder)
         assert report.defense == defense and 0.0 <= report.scores.overall <= 1.0
         markdown = (folder / "report.md").read_text(encoding="utf-8")
-        assert "SYNTHETIC DATA" in markdown and "| S4 (classifier) |" in markdown and "## Evaluators" in markdown
+        assert "SYNTHETIC DATA" in markdown and "| proven | q | p^ |" in markdown and "## Evaluators" in markdown
         assert (folder / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert read_run_report(evaluated["none"]).scores.score_cls == 1.0
     compared = evaluated["compared"]
