@@ -121,7 +121,8 @@ class KnownPlaintextRecovery(RecoveryAttack):
                 "the known-plaintext attack needs a masked defence and extras['known_pairs'] (known faces and their "
                 "masked forms); build its context with evaluation.run_attacks"
             )
-        return masker_from_map(solve_map(*pairs, defense), defense), True
+        known_images, known_masked = pairs
+        return masker_from_map(solve_map(known_images, known_masked, defense), defense), True
 
 
 class StatisticsKeyRecovery(RecoveryAttack):
