@@ -29,7 +29,8 @@ def fake_run(root: Path, defense: str, weights: float = 0.0) -> Path:
     (data / MANIFEST_NAME).write_text(json.dumps({"kind": "prepared", "created_at": "then"}), encoding="utf-8")
     run_dir = root / defense
     run_dir.mkdir(parents=True, exist_ok=True)
-    torch.save({"dataset": {"data_dir": str(data)}, "weights": torch.full((3,), weights)}, run_dir / MODEL_FILE)
+    dataset = {"data_dir": str(data), "representation": "images"}
+    torch.save({"dataset": dataset, "weights": torch.full((3,), weights)}, run_dir / MODEL_FILE)
     (run_dir / SUMMARY_FILE).write_text(json.dumps({"defense": defense}), encoding="utf-8")
     return run_dir
 
