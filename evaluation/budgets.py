@@ -59,7 +59,8 @@ class BudgetConfig:
     """Budgets of every attack and evaluator.
 
     max_targets: private images attacked (recovery, black-box, the renderings); max_identities: private
-    identities attacked by white-box inversion; work_size: the side at which the attacks' networks make images
+    identities attacked by white-box inversion; known_faces: private faces the known-plaintext attacker knows (None: the fewest whose blocks give as
+    many equations per row of the map as it has unknowns, 1 for a gray 64 px face); work_size: the side at which the attacks' networks make images
     (a multiple of 16; None: the faces' own size), their outputs being resized to the faces' size; device: "auto"
     picks CUDA when available; threads: torch CPU threads while attacking (None: torch's default; 1 is several
     times faster on a machine whose cores are busy with other jobs).
@@ -68,7 +69,8 @@ class BudgetConfig:
     max_targets: int = 48
     max_identities: int = 24
     seed: int = 0
-    work_size: int | None = 32
+    work_size: int | None = None  # attacks work at the faces own size: upscaling caps what they can recover
+    known_faces: int | None = None  # private faces the known-plaintext attacker knows; None: the fewest that solve
     device: str = "auto"
     threads: int | None = None
     recovery: RecoveryBudgetConfig = field(default_factory=RecoveryBudgetConfig)

@@ -2,13 +2,16 @@
 score_cls against the unprotected baseline, overall; report.json, report.md and grid.png per run, and the
 comparison (table and privacy-utility scatter) across runs (what `hybridmask evaluate` and `hybridmask run` do).
 
-The targets are rebuilt from the attack records' budget (seed, max_targets), so renderings, reconstructions and
-the grid's originals line up row by row. Attack outcomes are taken from the records when they were judged by
+Only complete, current attack coverage is scored: every run must hold a record of every attack in every key
+setting of its defence, made on the run as it is now (`run_attacks.coverage_gaps`), since a worst case over
+fewer attacks, or over records of an older model, is no worst case. The targets are rebuilt from the attack
+records' budget (seed, max_targets), so renderings, reconstructions and the grid's originals line up row by row. Attack outcomes are taken from the records when they were judged by
 the same evaluators (same fingerprint); otherwise the saved reconstructions are judged again.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,16 +21,27 @@ import numpy as np
 import torch
 
 from common.errors import InputError
+from evaluation.attacks.registry import ATTACK_NAMES
 from evaluation.budgets import BudgetConfig
 from evaluation.evaluators import Judges
 from evaluation.figures import GridImages
-from evaluation.measures import AttackOutcome
-from evaluation.report import REPORT_MD, RunReport, build_run_report, write_comparison, write_run_report
+from evaluation.measures import AttackOutcome, proven_on_none
+from evaluation.renderings import key_free_renderings
+from evaluation.report import (
+    REPORT_JSON,
+    RunReport,
+    build_run_report,
+    read_run_report,
+    write_comparison,
+    write_run_report,
+)
 from evaluation.run_attacks import (
     ATTACKS_DIR,
     CACHE_DIR,
     AttackCaches,
     Progress,
+    coverage_gaps,
+    current_records,
     read_attack_records,
     read_reconstructions,
     torch_threads,
@@ -35,7 +49,7 @@ from evaluation.run_attacks import (
 from evaluation.run_data import check_run_dir, load_run, prepared_folder_of, read_summary, training_data_dir
 from evaluation.server_view import PublicDefenseConfig, ServerTargets, build_server_targets, server_renderings
 from trainers.checkpoints import MODEL_FILE
-from trainers.config_io import from_dict
+from trainers.config_io import from_dict, to_dict
 from trainers.defenses import UNPROTECTED
 
 GRID_ROWS = 6
@@ -47,10 +61,12 @@ def evaluate_runs(
     out_dir: str | Path | None = None,
     caches: AttackCaches | None = None,
     progress: Progress | None = None,
+    attacks: Sequence[str] = ATTACK_NAMES,
 ) -> list[RunReport]:
     """Evaluate every run against one unprotected baseline; write each run's report and, for several runs, the
-    comparison in out_dir (default: the runs' common parent). All inputs are checked before any work."""
-    folders = [check_attacked(run_dir) for run_dir in run_dirs]
+    comparison in out_dir (default: the runs' common parent). All inputs are checked before any work, the
+    coverage of `attacks` in every key setting included."""
+    folders = [check_attacked(run_dir, attacks) for run_dir in run_dirs]
     if not folders:
         raise InputError("no run folders given; pass at least one RUN_DIR")
     baseline_dir = find_baseline(folders, baseline)
@@ -59,12 +75,21 @@ def evaluate_runs(
         check_same_data(folder, baseline_dir)
     target = comparison_folder(folders, out_dir) if len(folders) > 1 else None
     say = progress or (lambda message: None)
-    reports = []
-    for folder in folders:
-        reports.append(
-            evaluate_run(folder, baseline_accuracy, caches or AttackCaches(folder / ATTACKS_DIR / CACHE_DIR), say)
+    by_folder: dict[Path, RunReport] = {}
+    proof_source = None if baseline_dir in folders else saved_report(baseline_dir)
+    for folder in sorted(folders, key=lambda f: f != baseline_dir):  # the baseline first: it proves the attacks
+        by_folder[folder] = evaluate_run(
+            folder,
+            baseline_accuracy,
+            caches or AttackCaches(folder / ATTACKS_DIR / CACHE_DIR),
+            say,
+            attacks,
+            proof_source if folder != baseline_dir else None,
         )
-        say(f"{folder.name}: report written ({folder / REPORT_MD})")
+        if folder == baseline_dir:
+            proof_source = by_folder[folder]
+        say(f"{folder.name}: report written ({folder / 'report.md'})")
+    reports = [by_folder[folder] for folder in folders]
     if target is not None:
         paths = write_comparison(reports, target)
         say(f"comparison written: {paths['markdown']}, {paths['scatter']}")
@@ -86,12 +111,19 @@ def comparison_folder(folders: Sequence[Path], out_dir: str | Path | None) -> Pa
     return common
 
 
-def check_attacked(run_dir: str | Path) -> Path:
+def check_attacked(run_dir: str | Path, attacks: Sequence[str] = ATTACK_NAMES) -> Path:
+    """The run folder, if its current attack records cover every attack in every key setting of its defence."""
     folder = check_run_dir(run_dir)
     read_summary(folder)  # a damaged summary is named first: it is what training must redo
     if not read_attack_records(folder):
         raise InputError(
             f"{folder} has no attack outputs in {folder / ATTACKS_DIR}; run `hybridmask attack {folder}` first"
+        )
+    gaps = coverage_gaps(folder, attacks)
+    if gaps:
+        raise InputError(
+            f"{folder}: no current attack record for {', '.join(gaps)} (missing, or made before the run or its data "
+            f"last changed); run `hybridmask attack {folder} --key KEYFILE` so every attack covers every key setting"
         )
     return folder
 
@@ -129,32 +161,58 @@ def _prepared_of(folder: Path) -> Path:
     return prepared_folder_of(training_data_dir(saved["dataset"], folder)).resolve()
 
 
-def evaluate_run(run_dir: Path, baseline_accuracy: float, caches: AttackCaches, say: Progress) -> RunReport:
-    records = read_attack_records(run_dir)
+def saved_report(run_dir: Path) -> RunReport | None:
+    """The run's report.json, if it has one (a baseline evaluated earlier)."""
+    return read_run_report(run_dir) if (run_dir / REPORT_JSON).is_file() else None
+
+
+def attack_proof(report: RunReport, proof_source: RunReport | None) -> dict[str, bool]:
+    """Which attacks are proven, from the `none` run's outcomes (`measures.proven_on_none`), when it was attacked
+    with the same budget; none is proven otherwise."""
+    source = proof_source or report
+    if source.defense != "none" or source.settings.get("attack_budget") != report.settings.get("attack_budget"):
+        return {}
+    return proven_on_none(source.attacks, source.calibration)
+
+
+def evaluate_run(
+    run_dir: Path,
+    baseline_accuracy: float,
+    caches: AttackCaches,
+    say: Progress,
+    attacks: Sequence[str] = ATTACK_NAMES,
+    proof_source: RunReport | None = None,
+) -> RunReport:
+    """Score one run and write its report; proof_source: the `none` run's report (None: this run is it)."""
+    records = [record for record in current_records(run_dir) if record["attack"] in attacks]
     budgets = budgets_of(records, run_dir)
     with torch_threads(budgets.threads):
         run = load_run(run_dir)
         defense = PublicDefenseConfig.from_run(run)
         say(f"{run_dir.name}: evaluators and renderings of the server view")
-        judges = caches.judges.judges(run.private, budgets.evaluator, budgets.seed)
+        judges = caches.judges.judges(run.private, run.public, budgets.evaluator, budgets.seed)
         targets = build_server_targets(run, defense, budgets.max_targets, budgets.seed)
         renderings = server_renderings(targets, defense)
+        if defense.masked:
+            renderings.update(key_free_renderings(targets.inputs, defense, run.public, budgets.seed))
         rendering_outcomes = {
             name: judges.evaluator.outcome(images, targets.labels, targets.original_indices)
             for name, images in renderings.items()
         }
-        attacks: dict[str, dict[str, AttackOutcome]] = {}
+        outcomes: dict[str, dict[str, AttackOutcome]] = {}
         for record in records:
-            attacks.setdefault(record["attack"], {})[record["key_setting"]] = record_outcome(run_dir, record, judges)
+            outcomes.setdefault(record["attack"], {})[record["key_setting"]] = record_outcome(run_dir, record, judges)
     report = build_run_report(
         defense=run.defense,
         renderings=rendering_outcomes,
-        attacks=attacks,
+        attacks=outcomes,
         verification_accuracy=float(run.summary["verification_accuracy"]),
         baseline_verification_accuracy=baseline_accuracy,
+        calibration=judges.check.calibration,
         synthetic_data=run.synthetic_data,
         settings=report_settings(run_dir, defense, judges, budgets, records, run.summary),
     )
+    report = dataclasses.replace(report, proven=attack_proof(report, proof_source))
     write_run_report(report, run_dir, grid_images(run_dir, run.private.images, targets, renderings, records))
     return report
 
@@ -192,9 +250,7 @@ def report_settings(
         "run_dir": str(run_dir),
         "defense": defense.summary(),
         "evaluators": {**judges.check.to_dict(), "dlib_weak": judges.check.dlib_is_weak},
-        "attack_budget": {
-            name: getattr(budgets, name) for name in ("max_targets", "max_identities", "seed", "work_size")
-        },
+        "attack_budget": to_dict(budgets),
         "attack_seconds": {f"{r['attack']}/{r['key_setting']}": round(r["seconds"], 1) for r in records},
         "attack_knowledge": {f"{r['attack']}/{r['key_setting']}": r["knowledge"]["masker"] for r in records},
         "training": {

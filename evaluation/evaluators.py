@@ -25,7 +25,7 @@ from common.files import atomic_output, read_cache
 from evaluation.budgets import EvaluatorBudgetConfig
 from evaluation.classifier import EvaluationClassifier, stratified_split
 from evaluation.identification import DlibFaceDescriptor, IdentificationGallery
-from evaluation.measures import TOP_K, topk_rates
+from evaluation.measures import TOP_K, Calibration, topk_rates
 from evaluation.outcomes import PrivacyEvaluator
 from evaluation.run_data import LabelledImages
 
@@ -49,6 +49,11 @@ class EvaluatorCheck:
         return asdict(self)
 
     @property
+    def calibration(self) -> Calibration:
+        """The anchors of p-hat: chance, and each judge's top-1 on held-out originals."""
+        return Calibration(self.chance_top1, {"dlib": self.dlib_top1, "classifier": self.classifier_top1})
+
+    @property
     def dlib_is_weak(self) -> bool:
         return self.dlib_top1 < WEAK_EVALUATOR_TOP1
 
@@ -57,7 +62,7 @@ class EvaluatorCheck:
 class Judges:
     evaluator: PrivacyEvaluator
     check: EvaluatorCheck
-    fingerprint: str  # names the private set and evaluator budget the judges were built from
+    fingerprint: str  # names the private set, the prior face and the evaluator budget the judges were built from
 
 
 def dlib_check(descriptors: np.ndarray, labels: np.ndarray, seed: int) -> tuple[float, float]:
@@ -68,7 +73,12 @@ def dlib_check(descriptors: np.ndarray, labels: np.ndarray, seed: int) -> tuple[
     return top1, top5
 
 
-def build_judges(private: LabelledImages, budget: EvaluatorBudgetConfig, seed: int) -> Judges:
+def prior_face(public: LabelledImages) -> torch.Tensor:
+    """The best data-free guess of a private face: the mean of the attacker's public faces, [1, C, H, W]."""
+    return public.images.float().mean(dim=0, keepdim=True)
+
+
+def build_judges(private: LabelledImages, public: LabelledImages, budget: EvaluatorBudgetConfig, seed: int) -> Judges:
     labels = private.labels.numpy()
     descriptor = DlibFaceDescriptor(mode=budget.dlib_mode)
     descriptors = descriptor.describe(private.images)
@@ -79,13 +89,18 @@ def build_judges(private: LabelledImages, budget: EvaluatorBudgetConfig, seed: i
     check = EvaluatorCheck(
         dlib_top1, dlib_top5, float(fit.val_top1 or 0.0), float(fit.val_top5 or 0.0), 1.0 / identities, identities
     )
-    evaluator = PrivacyEvaluator(private.images, labels, descriptor, classifier, gallery_descriptors=descriptors)
-    return Judges(evaluator, check, judges_fingerprint(private, budget, seed))
+    evaluator = PrivacyEvaluator(
+        private.images, labels, descriptor, classifier, gallery_descriptors=descriptors, prior_face=prior_face(public)
+    )
+    return Judges(evaluator, check, judges_fingerprint(private, public, budget, seed))
 
 
-def judges_fingerprint(private: LabelledImages, budget: EvaluatorBudgetConfig, seed: int) -> str:
+def judges_fingerprint(
+    private: LabelledImages, public: LabelledImages, budget: EvaluatorBudgetConfig, seed: int
+) -> str:
     digest = hashlib.sha256(private.images.numpy().tobytes())
     digest.update(private.labels.numpy().tobytes())
+    digest.update(prior_face(public).numpy().tobytes())
     digest.update(repr((sorted(asdict(budget).items()), seed)).encode())
     return digest.hexdigest()[:16]
 
@@ -97,14 +112,16 @@ class JudgesCache:
     folder: Path | None = None
     _judges: dict[str, Judges] = field(default_factory=dict, repr=False)
 
-    def judges(self, private: LabelledImages, budget: EvaluatorBudgetConfig, seed: int) -> Judges:
-        fingerprint = judges_fingerprint(private, budget, seed)
+    def judges(
+        self, private: LabelledImages, public: LabelledImages, budget: EvaluatorBudgetConfig, seed: int
+    ) -> Judges:
+        fingerprint = judges_fingerprint(private, public, budget, seed)
         if fingerprint in self._judges:
             return self._judges[fingerprint]
         path = self.folder / f"judges-{fingerprint}.pt" if self.folder is not None else None
-        judges = read_cache(path, lambda cached: _load(cached, private, budget, fingerprint))
+        judges = read_cache(path, lambda cached: _load(cached, private, public, budget, fingerprint))
         if judges is None:
-            judges = build_judges(private, budget, seed)
+            judges = build_judges(private, public, budget, seed)
             if path is not None:
                 _save(judges, path)
         self._judges[fingerprint] = judges
@@ -124,7 +141,9 @@ def _save(judges: Judges, path: Path) -> None:
         torch.save(state, temporary)
 
 
-def _load(path: Path, private: LabelledImages, budget: EvaluatorBudgetConfig, fingerprint: str) -> Judges:
+def _load(
+    path: Path, private: LabelledImages, public: LabelledImages, budget: EvaluatorBudgetConfig, fingerprint: str
+) -> Judges:
     saved = torch.load(path, map_location="cpu", weights_only=True)
     evaluator = PrivacyEvaluator(
         private.images,
@@ -132,5 +151,6 @@ def _load(path: Path, private: LabelledImages, budget: EvaluatorBudgetConfig, fi
         DlibFaceDescriptor(mode=budget.dlib_mode),
         EvaluationClassifier.from_state_dict(saved["classifier"]),
         gallery_descriptors=saved["descriptors"].numpy(),
+        prior_face=prior_face(public),
     )
     return Judges(evaluator, EvaluatorCheck(**saved["check"]), fingerprint)

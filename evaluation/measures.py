@@ -1,18 +1,23 @@
-"""The measures S1-S4 and the scores of README.md (Measures), as pure functions over arrays and small dataclasses.
+"""The measures S1-S4 and the scores of README.md (Measures), as pure functions over small dataclasses.
 
-    S1 = 1 - SSIM(original, best visual rendering of the masked data), clipped to [0, 1]
-    S2 = 1 - top-1 identification rate of the renderings by dlib
-    S3 = 1 - SSIM(original, reconstruction), worst case over attacks (PSNR beside it), clipped to [0, 1]
-    S4 = 1 - top-1 attack accuracy by dlib, worst case over attacks (top-5 and KNN distance beside it)
+Every measure is calibrated between two anchors, so it means the same on every data set: 0 when the server (or
+attacker) gets the raw face, 1 when it gets no more than an attacker who never saw the data.
+
+    q  = clip((SSIM - SSIM_prior) / (1 - SSIM_prior), 0, 1)     SSIM_prior: SSIM(originals, public mean face)
+    p^ = clip((p - chance) / (p_orig - chance), 0, 1)           p: a top-1 rate, p_orig: the same evaluator's
+                                                                 rate on untouched originals; highest evaluator
+    S1 = 1 - max over renderings of q          S2 = 1 - max over renderings of p^
+    S3 = 1 - max over attacks x key settings (and the renderings, the zero-effort attack) of q
+    S4 = 1 - max over the same of p^
     score_pp  = alpha * (S1 + S2) / 2 + beta * (S3 + S4) / 2          alpha = 0.4, beta = 0.6, alpha + beta = 1
-    score_cls = min(1, verification accuracy protected / verification accuracy unprotected)
+    score_cls = clip((acc - 0.5) / (acc_none - 0.5), 0, 1)
     overall   = harmonic mean of score_pp and score_cls (weighted, or arithmetic, on request)
 
-"Worst case" is the defence's worst case: for S1/S2 the rendering, and for S3/S4 the (attack, key setting), whose
-set-mean SSIM or top-1 rate is highest. By default every key setting counts, the leaked-key one included, so the
-score is conservative; `scored_settings=("unknown",)` scores the threat model alone. S3 and S4 take their worst cases independently (the attack that recovers
-the most pixels need not be the one recognised most often). Every measure is a mean over the attacked images
-first, then a maximum over renderings or attacks, so one lucky image does not decide a score.
+By default every key setting counts, the leaked-key one included, so the score is conservative;
+`scored_settings=("unknown",)` scores the threat model alone. S3 and S4 take their worst cases independently
+(the attack that recovers the most pixels need not be the one recognised most often). Every rate and SSIM is a
+mean over the attacked images first, then a maximum over renderings or attacks, so one lucky image does not
+decide a score. Raw SSIM, PSNR and top-1/top-5 stay in every `AttackOutcome` and report beside the measures.
 
 SSIM and PSNR are scikit-image's, with data_range=1 on float images in [0, 1]. SSIM is computed per image (gray,
 or RGB with channel_axis) and averaged: scikit-image loops over channels internally, so stacking images as
@@ -35,6 +40,9 @@ from evaluation.images import ImageBatch, as_float_nhwc
 DEFAULT_ALPHA = 0.4  # visual level: "masking at the visual level is easier to achieve"
 DEFAULT_BETA = 0.6  # attack level
 TOP_K = 5
+CHANCE_VERIFICATION = 0.5  # balanced genuine / impostor pairs
+VIEW_PREFIX = "view: "  # S3/S4 worst-case names of renderings, the zero-effort attack
+PROVEN_P_HAT = 0.3  # an attack is proven when it reaches this p-hat on `none` (same data, same budget)
 _SSIM_WINDOW = 7  # scikit-image's default; shrunk (odd) for images smaller than it
 Combine = Literal["harmonic", "arithmetic"]
 
@@ -47,7 +55,8 @@ class AttackOutcome:
     server just looks). ssim is the mean over images; psnr is that of the whole set (`psnr_of_set`, inf only when
     every image is identical); top1/top5 are dlib's identification rates; knn_dist is the mean dlib distance to the
     nearest gallery descriptor of the true person. classifier_top1/top5 are the evaluation classifier's rates,
-    when one was used.
+    when one was used. ssim_prior is the SSIM the public mean face gets against the same references (the
+    data-free guess), the lower anchor of q.
     """
 
     ssim: float
@@ -57,6 +66,7 @@ class AttackOutcome:
     knn_dist: float
     classifier_top1: float | None = None
     classifier_top5: float | None = None
+    ssim_prior: float | None = None
 
     def to_dict(self) -> dict[str, float | None]:
         return asdict(self)
@@ -65,6 +75,33 @@ class AttackOutcome:
     def from_dict(cls, values: Mapping[str, Any]) -> AttackOutcome:
         fields: dict[str, Any] = {name: values.get(name) for name in cls.__dataclass_fields__}
         return cls(**fields)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The anchors of identification: chance top-1 (1 / identities in the gallery) and each evaluator's top-1 on
+    untouched, held-out originals ({"dlib": ..., "classifier": ...}). An evaluator that does not beat chance on
+    the originals proves nothing and is left out of p-hat."""
+
+    chance: float
+    originals_top1: Mapping[str, float]
+
+    def __post_init__(self) -> None:
+        _check_unit("chance", self.chance)
+        for name, rate in self.originals_top1.items():
+            _check_unit(f"{name} top-1 on originals", rate)
+        if not any(rate > self.chance for rate in self.originals_top1.values()):
+            raise InputError(
+                f"no evaluator identifies the untouched originals above chance ({self.chance:.3f}): "
+                f"{dict(self.originals_top1)}; identification cannot be measured on these faces"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"chance": self.chance, "originals_top1": dict(self.originals_top1)}
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> Calibration:
+        return cls(float(values["chance"]), {k: float(v) for k, v in values["originals_top1"].items()})
 
 
 @dataclass(frozen=True)
@@ -136,26 +173,72 @@ def topk_rates(
     return tuple(float(hits[:, :k].any(axis=1).mean()) for k in ks)
 
 
+def image_similarity(outcome: AttackOutcome, name: str = "outcome") -> float:
+    """q = clip((SSIM - SSIM_prior) / (1 - SSIM_prior), 0, 1): 1 for the raw face, 0 for the public mean face."""
+    if outcome.ssim_prior is None:
+        raise InputError(
+            f"{name} has no SSIM prior (SSIM of the originals to the public mean face); "
+            "judge it again with `hybridmask evaluate`"
+        )
+    if outcome.ssim_prior >= 1.0:
+        raise InputError(f"{name}: the public mean face equals the originals (SSIM prior 1); q is undefined")
+    return _clip01((outcome.ssim - outcome.ssim_prior) / (1.0 - outcome.ssim_prior))
+
+
+def identification(outcome: AttackOutcome, calibration: Calibration) -> tuple[float, str]:
+    """p-hat = clip((p - chance) / (p_orig - chance), 0, 1) per evaluator; the highest, and which evaluator gave it."""
+    rates = {"dlib": outcome.top1, "classifier": outcome.classifier_top1}
+    calibrated = {
+        name: _clip01((rate - calibration.chance) / (calibration.originals_top1[name] - calibration.chance))
+        for name, rate in rates.items()
+        if rate is not None and calibration.originals_top1.get(name, 0.0) > calibration.chance
+    }
+    if not calibrated:
+        raise InputError(
+            f"no evaluator both judged these images and beats chance on the originals ({dict(calibration.originals_top1)})"
+        )
+    name = max(calibrated, key=lambda key: calibrated[key])
+    return calibrated[name], name
+
+
+def proven_on_none(
+    attacks_on_none: Mapping[str, Mapping[str, AttackOutcome]], calibration: Calibration
+) -> dict[str, bool]:
+    """{attack: whether its best key setting reaches p-hat >= PROVEN_P_HAT} against the unprotected model: an
+    attack that cannot identify people there proves nothing by failing against a defence."""
+    return {
+        attack: max(identification(outcome, calibration)[0] for outcome in by_setting.values()) >= PROVEN_P_HAT
+        for attack, by_setting in attacks_on_none.items()
+    }
+
+
 def privacy_measures(
     renderings: Mapping[str, AttackOutcome],
     attacks: Mapping[str, Mapping[str, AttackOutcome]],
+    calibration: Calibration,
     alpha: float = DEFAULT_ALPHA,
     beta: float = DEFAULT_BETA,
     scored_settings: Collection[str] | None = None,
 ) -> PrivacyMeasures:
     """S1-S4 and score_pp from outcomes of renderings {name: outcome} and attacks {attack: {setting: outcome}}.
 
+    The renderings are the zero-effort attack (the server just looks), so they count in S3/S4 too, as
+    "view: NAME": for `none`, whose server holds the face, S3 = S4 = 0 whatever the attacks do.
     scored_settings: the key settings S3/S4 take their worst case over; None for every setting given.
     """
     _check_weights(alpha, beta)
     if not renderings:
         raise InputError("renderings: give at least one rendering of the masked data (e.g. the server view) for S1/S2")
     settings, flat_attacks = scored_attacks(attacks, scored_settings)
-    s1_from, s1_ssim = _worst(renderings, "ssim")
-    s2_from, s2_top1 = _worst(renderings, "top1")
-    s3_from, s3_ssim = _worst(flat_attacks, "ssim")
-    s4_from, s4_top1 = _worst(flat_attacks, "top1")
-    s1, s2, s3, s4 = _clip01(1 - s1_ssim), _clip01(1 - s2_top1), _clip01(1 - s3_ssim), _clip01(1 - s4_top1)
+    flat_attacks.update({f"{VIEW_PREFIX}{name}": outcome for name, outcome in renderings.items()})
+    similarity = {name: image_similarity(o, name) for name, o in {**renderings, **flat_attacks}.items()}
+    identified = {name: identification(o, calibration)[0] for name, o in {**renderings, **flat_attacks}.items()}
+    s1_from = max(renderings, key=lambda name: similarity[name])
+    s2_from = max(renderings, key=lambda name: identified[name])
+    s3_from = max(flat_attacks, key=lambda name: similarity[name])
+    s4_from = max(flat_attacks, key=lambda name: identified[name])
+    s1, s2 = 1 - similarity[s1_from], 1 - identified[s2_from]
+    s3, s4 = 1 - similarity[s3_from], 1 - identified[s4_from]
     return PrivacyMeasures(
         S1=s1, S2=s2, S3=s3, S4=s4,
         score_pp=score_pp(s1, s2, s3, s4, alpha, beta),
@@ -185,25 +268,6 @@ def scored_attacks(
     return settings, flat
 
 
-def classifier_measures(
-    renderings: Mapping[str, AttackOutcome],
-    attacks: Mapping[str, Mapping[str, AttackOutcome]],
-    scored_settings: Collection[str] | None = None,
-) -> tuple[float | None, float | None]:
-    """S2 and S4 judged by the evaluation classifier instead of dlib (same worst cases); None where it did not judge.
-
-    Shown beside the dlib measures: dlib is the measures' judge (README.md), the classifier the MIA convention's, and on faces
-    dlib was not trained for (synthetic ones) the classifier is the one that still tells people apart.
-    """
-    flat = scored_attacks(attacks, scored_settings)[1]
-    return _classifier_measure(renderings), _classifier_measure(flat)
-
-
-def _classifier_measure(outcomes: Mapping[str, AttackOutcome]) -> float | None:
-    rates = [o.classifier_top1 for o in outcomes.values() if o.classifier_top1 is not None]
-    return _clip01(1 - max(rates)) if rates else None
-
-
 def score_pp(
     s1: float, s2: float, s3: float, s4: float, alpha: float = DEFAULT_ALPHA, beta: float = DEFAULT_BETA
 ) -> float:
@@ -215,12 +279,16 @@ def score_pp(
 
 
 def score_cls(verification_accuracy: float, baseline_accuracy: float) -> float:
-    """Protected over unprotected verification accuracy on the same pairs, capped at 1."""
+    """clip((acc - 0.5) / (acc_none - 0.5), 0, 1): the share of the unprotected model's above-chance verification
+    accuracy that the protected model keeps, on the same pairs (0.5 is chance on balanced pairs)."""
     _check_unit("verification_accuracy", verification_accuracy)
     _check_unit("baseline_accuracy", baseline_accuracy)
-    if baseline_accuracy == 0:
-        raise InputError("baseline_accuracy is 0: the unprotected model must be evaluated before scoring utility")
-    return min(1.0, verification_accuracy / baseline_accuracy)
+    if baseline_accuracy <= CHANCE_VERIFICATION:
+        raise InputError(
+            f"baseline_accuracy {baseline_accuracy:.3f} is at or below chance (0.5): the unprotected model learned "
+            "nothing, so there is no utility to keep; train it longer before scoring utility"
+        )
+    return _clip01((verification_accuracy - CHANCE_VERIFICATION) / (baseline_accuracy - CHANCE_VERIFICATION))
 
 
 def overall_score(privacy: float, utility: float, combine: Combine = "harmonic", privacy_weight: float = 0.5) -> float:
@@ -255,11 +323,6 @@ def scores(
         combine=combine,
         privacy_weight=privacy_weight,
     )
-
-
-def _worst(outcomes: Mapping[str, AttackOutcome], field: str) -> tuple[str, float]:
-    name = max(outcomes, key=lambda key: getattr(outcomes[key], field))
-    return name, float(getattr(outcomes[name], field))
 
 
 def _matched_pair(originals: ImageBatch, others: ImageBatch) -> tuple[np.ndarray, np.ndarray]:

@@ -2,7 +2,9 @@
 
 `PrivacyEvaluator` holds the private originals, dlib's gallery of them and, optionally, the evaluation classifier,
 and judges renderings of the masked data and attack reconstructions the same way: SSIM and PSNR against the
-original each image stands for, and identification of its person by dlib (and the classifier).
+original each image stands for, and identification of its person by dlib (and the classifier). Beside each SSIM
+it records the SSIM of the data-free guess (the public mean face) against the same references, the lower anchor
+of the calibrated image similarity q (`evaluation.measures.image_similarity`).
 """
 
 from __future__ import annotations
@@ -28,9 +30,16 @@ class PrivacyEvaluator:
         descriptor: DlibFaceDescriptor | None = None,
         classifier: EvaluationClassifier | None = None,
         gallery_descriptors: np.ndarray | None = None,
+        prior_face: ImageBatch | None = None,
     ) -> None:
-        """gallery_descriptors: dlib's descriptors of the originals, when already computed (they cost ~0.15 s each)."""
+        """gallery_descriptors: dlib's descriptors of the originals, when already computed (they cost ~0.15 s each).
+        prior_face: the best data-free guess [1, C, H, W] (the public mean face); None leaves ssim_prior unset."""
         self.originals = as_float_nhwc(originals, "private originals")
+        self.prior_face = None if prior_face is None else as_float_nhwc(prior_face, "prior face")
+        if self.prior_face is not None and self.prior_face.shape != (1, *self.originals.shape[1:]):
+            raise InputError(
+                f"prior face {self.prior_face.shape} (NHWC) must be one image of the originals' size and channels"
+            )
         self.labels = _as_label_array(labels, len(self.originals), "private labels")
         self.descriptor = descriptor if descriptor is not None else DlibFaceDescriptor()
         self.classifier = classifier
@@ -75,10 +84,19 @@ class PrivacyEvaluator:
             knn_dist=float(self.gallery.knn_distance(descriptors, truth).mean()),
             classifier_top1=classifier_top1,
             classifier_top5=classifier_top5,
+            ssim_prior=self._prior_ssim(truth, original_indices),
         )
 
     def attack_outcome(self, result: AttackResult) -> AttackOutcome:
         return self.outcome(result.reconstructions, result.target_labels, result.target_indices)
+
+    def _prior_ssim(self, truth: np.ndarray, original_indices: np.ndarray | torch.Tensor | None) -> float | None:
+        """Mean SSIM of the prior face judged like the images: against the same originals, or against the most
+        similar original of each label for identity-level images."""
+        if self.prior_face is None:
+            return None
+        shown = np.broadcast_to(self.prior_face, (len(truth), *self.prior_face.shape[1:]))
+        return float(ssim_per_image(self._references(shown, truth, original_indices), shown).mean())
 
     def _references(
         self, shown: np.ndarray, truth: np.ndarray, original_indices: np.ndarray | torch.Tensor | None

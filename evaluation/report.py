@@ -4,12 +4,11 @@ Reports are built only from public fields: outcomes, scores and a settings dicti
 are checked before anything is written: binary values and entries named like key material are refused, so a
 secret key cannot slip into a report through a careless caller (a key fingerprint is fine, and is a string).
 
-report.json keys: defense, S1, S2, S3, S4, S2_classifier, S4_classifier (S2 and S4 judged by the evaluation
-classifier; null without one), score_pp, score_cls, overall, verification_accuracy,
-baseline_verification_accuracy, attacks {attack: {setting: {ssim, psnr, top1, top5, knn_dist, classifier_top1,
-classifier_top5}}}, renderings {name: same fields}, worst_case {S1..S4: "name" or "attack/setting"}, alpha, beta,
-scored_settings, combine, privacy_weight, synthetic_data, settings. A psnr of null means infinite (identical images); JSON has
-no infinity.
+report.json keys: defense, S1, S2, S3, S4, score_pp, score_cls, overall, verification_accuracy,
+baseline_verification_accuracy, calibration {chance, originals_top1 {dlib, classifier}}, attacks {attack:
+{setting: {ssim, ssim_prior, psnr, top1, top5, knn_dist, classifier_top1, classifier_top5}}}, renderings {name:
+same fields}, worst_case {S1..S4: "name" or "attack/setting"}, alpha, beta, scored_settings, combine,
+privacy_weight, synthetic_data, settings. A psnr of null means infinite (identical images); JSON has no infinity.
 """
 
 from __future__ import annotations
@@ -28,11 +27,15 @@ from common.files import atomic_write_text, read_json
 from evaluation.measures import (
     DEFAULT_ALPHA,
     DEFAULT_BETA,
+    PROVEN_P_HAT,
+    VIEW_PREFIX,
     AttackOutcome,
+    Calibration,
     Combine,
     PrivacyMeasures,
     Scores,
-    classifier_measures,
+    identification,
+    image_similarity,
     privacy_measures,
     scores,
 )
@@ -54,18 +57,21 @@ _SYNTHETIC_BANNER = (
     "pipeline works, not how private a real deployment is."
 )
 MEASURE_EXPLANATIONS = {
-    "S1": "masking, image level: 1 - SSIM between an original and the most revealing rendering of its masked data",
-    "S2": "masking, feature level: 1 - how often dlib names the right person from that rendering",
-    "S3": "attack, image level: 1 - SSIM between an original and the best attack's reconstruction",
-    "S4": "attack, feature level: 1 - how often dlib names the right person from the best attack's reconstruction",
+    "S1": "masking, image level: 1 - q of the most revealing rendering of the masked data",
+    "S2": "masking, feature level: 1 - p^ of the most recognised rendering",
+    "S3": "attack, image level: 1 - q of the best reconstruction (attacks x key settings, the server view included)",
+    "S4": "attack, feature level: 1 - p^ of the most recognised reconstruction (same worst case)",
     "score_pp": "privacy: alpha*(S1+S2)/2 + beta*(S3+S4)/2; 1 is perfect privacy",
-    "score_cls": "utility: verification accuracy over the unprotected model's, capped at 1",
+    "score_cls": "utility: clip((acc - 0.5) / (acc_none - 0.5), 0, 1), the unprotected model's above-chance accuracy kept",
     "overall": "the balance of privacy and utility that tuning maximises",
 }
-CLASSIFIER_EXPLANATIONS = {
-    "S2": "S2 judged by the evaluation classifier (trained on the private originals) instead of dlib",
-    "S4": "S4 judged by the evaluation classifier instead of dlib",
-}
+PROVEN_BY = {"known_plaintext": "recovery", "statistics_key": "recovery"}
+"""Key-recovery attacks run the recovery with a key they estimated; on `none` (no key) they are the recovery."""
+ANCHOR_EXPLANATIONS = (
+    "q = clip((SSIM - SSIM_prior) / (1 - SSIM_prior), 0, 1) is 1 for the raw face and 0 for the public mean face "
+    "(SSIM_prior: the mean face's SSIM to the same originals); p^ = clip((top-1 - chance) / (top-1 on originals - "
+    "chance), 0, 1), the highest over dlib and the evaluation classifier."
+)
 
 
 @dataclass(frozen=True)
@@ -77,10 +83,25 @@ class RunReport:
     scores: Scores
     verification_accuracy: float
     baseline_verification_accuracy: float
+    calibration: Calibration
     attacks: dict[str, dict[str, AttackOutcome]]
     renderings: dict[str, AttackOutcome]
     synthetic_data: bool
     settings: dict[str, Any] = field(default_factory=dict)
+    proven: dict[str, bool] = field(default_factory=dict)  # attack -> proven on `none` (`measures.proven_on_none`)
+
+    def attack_proven(self, name: str) -> bool:
+        """Whether a worst-case source is proven: a rendering (the server's own data) always is; key-recovery
+        attacks are as proven as the recovery they run (on `none` there is no key to recover)."""
+        if name.startswith(VIEW_PREFIX):
+            return True
+        attack = name.split("/")[0]
+        return self.proven.get(PROVEN_BY.get(attack, attack), False)
+
+    @property
+    def worst_case_proven(self) -> bool:
+        """Whether S3 and S4 rest on proven attacks only."""
+        return self.attack_proven(self.measures.S3_from) and self.attack_proven(self.measures.S4_from)
 
     @property
     def label(self) -> str:
@@ -91,29 +112,24 @@ class RunReport:
             return f"{self.defense} k={next(iter(k_distribution))}"
         return self.defense
 
-    @property
-    def classifier_measures(self) -> tuple[float | None, float | None]:
-        """(S2, S4) judged by the evaluation classifier, beside dlib's."""
-        return classifier_measures(self.renderings, self.attacks, self.measures.scored_settings)
-
     def to_dict(self) -> dict[str, Any]:
         m = self.measures
-        s2_classifier, s4_classifier = self.classifier_measures
         return {
             "defense": self.defense,
             "S1": m.S1, "S2": m.S2, "S3": m.S3, "S4": m.S4,
-            "S2_classifier": s2_classifier, "S4_classifier": s4_classifier,
             "score_pp": self.scores.score_pp,
             "score_cls": self.scores.score_cls,
             "overall": self.scores.overall,
             "verification_accuracy": self.verification_accuracy,
             "baseline_verification_accuracy": self.baseline_verification_accuracy,
+            "calibration": self.calibration.to_dict(),
             "attacks": {name: {s: o.to_dict() for s, o in by_setting.items()} for name, by_setting in self.attacks.items()},
             "renderings": {name: outcome.to_dict() for name, outcome in self.renderings.items()},
             "worst_case": {"S1": m.S1_from, "S2": m.S2_from, "S3": m.S3_from, "S4": m.S4_from},
             "alpha": m.alpha, "beta": m.beta, "scored_settings": list(m.scored_settings),
             "combine": self.scores.combine, "privacy_weight": self.scores.privacy_weight,
             "synthetic_data": self.synthetic_data,
+            "proven": self.proven, "worst_case_proven": self.worst_case_proven,
             "settings": self.settings,
         }  # fmt: skip
 
@@ -126,8 +142,10 @@ class RunReport:
             attacks={a: {s: _outcome_from_json(v) for s, v in by.items()} for a, by in data["attacks"].items()},
             verification_accuracy=data["verification_accuracy"],
             baseline_verification_accuracy=data["baseline_verification_accuracy"],
+            calibration=Calibration.from_dict(data["calibration"]),
             synthetic_data=data["synthetic_data"],
             settings=data.get("settings", {}),
+            proven=data.get("proven", {}),
             alpha=data["alpha"],
             beta=data["beta"],
             scored_settings=data["scored_settings"],
@@ -142,8 +160,10 @@ def build_run_report(
     attacks: Mapping[str, Mapping[str, AttackOutcome]],
     verification_accuracy: float,
     baseline_verification_accuracy: float,
+    calibration: Calibration,
     synthetic_data: bool,
     settings: Mapping[str, Any] | None = None,
+    proven: Mapping[str, bool] | None = None,
     alpha: float = DEFAULT_ALPHA,
     beta: float = DEFAULT_BETA,
     scored_settings: Sequence[str] | None = None,
@@ -151,17 +171,19 @@ def build_run_report(
     privacy_weight: float = 0.5,
 ) -> RunReport:
     """Compute the measures and scores of one run and gather them with its public settings."""
-    measures = privacy_measures(renderings, attacks, alpha, beta, scored_settings)
+    measures = privacy_measures(renderings, attacks, calibration, alpha, beta, scored_settings)
     return RunReport(
         defense=defense,
         measures=measures,
         scores=scores(measures, verification_accuracy, baseline_verification_accuracy, combine, privacy_weight),
         verification_accuracy=verification_accuracy,
         baseline_verification_accuracy=baseline_verification_accuracy,
+        calibration=calibration,
         attacks={name: dict(by_setting) for name, by_setting in attacks.items()},
         renderings=dict(renderings),
         synthetic_data=bool(synthetic_data),
         settings=public_settings(settings or {}),
+        proven=dict(proven or {}),
     )
 
 
@@ -243,9 +265,6 @@ def run_markdown(report: RunReport) -> str:
     lines += ["| measure | value | worst case from | what it says |", "|---|---|---|---|"]
     for name in ("S1", "S2", "S3", "S4"):
         lines.append(f"| {name} | {_fmt(getattr(m, name))} | {worst[name]} | {MEASURE_EXPLANATIONS[name]} |")
-    for name, value in zip(("S2", "S4"), report.classifier_measures):
-        if value is not None:
-            lines.append(f"| {name} (classifier) | {_fmt(value)} | | {CLASSIFIER_EXPLANATIONS[name]} |")
     lines.append(
         f"| score_pp | {_fmt(s.score_pp)} | | {MEASURE_EXPLANATIONS['score_pp']} (alpha={m.alpha:g}, beta={m.beta:g}) |"
     )
@@ -255,21 +274,30 @@ def run_markdown(report: RunReport) -> str:
         "",
         f"Verification accuracy: {_fmt(report.verification_accuracy)} "
         f"(unprotected baseline {_fmt(report.baseline_verification_accuracy)}). "
-        f"S3 and S4 take the worst case over the key settings: {', '.join(m.scored_settings)}.",
+        f"S3 and S4 take the worst case over the key settings: {', '.join(m.scored_settings)}. "
+        f"{_proof_words(report)}",
+        "",
+        ANCHOR_EXPLANATIONS,
         "",
         "## Attacks",
         "",
         "Each attack is judged against the private originals: SSIM and PSNR (higher = more recovered), "
         "dlib top-1/top-5 identification rates (higher = more recognised) and the mean dlib distance to the true "
-        "person's nearest original (lower = closer; dlib counts below 0.6 as the same person).",
+        "person's nearest original (lower = closer; dlib counts below 0.6 as the same person); q and p^ are the "
+        "calibrated forms the measures use.",
         "",
-        *_outcome_table({f"{a} (key {s_})": o for a, by in report.attacks.items() for s_, o in by.items()}, "attack"),
+        *_outcome_table(
+            {f"{a} (key {s_})": o for a, by in report.attacks.items() for s_, o in by.items()},
+            "attack",
+            report.calibration,
+            {f"{a} (key {s_})": report.attack_proven(a) for a, by in report.attacks.items() for s_ in by},
+        ),
         "",
         "## Renderings of the masked data",
         "",
         "What the server can look at without any attack.",
         "",
-        *_outcome_table(report.renderings, "rendering"),
+        *_outcome_table(report.renderings, "rendering", report.calibration),
     ]
     lines += _evaluator_lines(report.settings.get("evaluators"))
     if report.settings:
@@ -282,37 +310,43 @@ def comparison_markdown(reports: Sequence[RunReport]) -> str:
     if any(r.synthetic_data for r in reports):
         lines += [_SYNTHETIC_BANNER.replace("These numbers", "Rows marked synthetic"), ""]
     lines += [
-        "| defence | S1 | S2 | S3 | S4 | S2 (classifier) | S4 (classifier) | score_pp | score_cls | overall | verification acc. | data |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| defence | S1 | S2 | S3 | S4 | score_pp | score_cls | overall | verification acc. | worst case proven | data |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in reports:
         m, s = r.measures, r.scores
-        values = [
-            m.S1,
-            m.S2,
-            m.S3,
-            m.S4,
-            *r.classifier_measures,
-            s.score_pp,
-            s.score_cls,
-            s.overall,
-            r.verification_accuracy,
-        ]
+        values = [m.S1, m.S2, m.S3, m.S4, s.score_pp, s.score_cls, s.overall, r.verification_accuracy]
         data = "synthetic" if r.synthetic_data else "real"
-        lines.append(f"| {r.label} | " + " | ".join(_fmt(v) for v in values) + f" | {data} |")
+        proof = "yes" if r.worst_case_proven else "**no**"
+        lines.append(f"| {r.label} | " + " | ".join(_fmt(v) for v in values) + f" | {proof} | {data} |")
     columns = sorted({(a, s_) for r in reports for a, by in r.attacks.items() for s_ in by})
     lines += [
         "",
-        "## Attacks: SSIM / dlib top-1 / classifier top-1",
+        "## Attacks: SSIM / dlib top-1 / classifier top-1 (✗: not proven on `none`)",
         "",
         "| defence | " + " | ".join(f"{a} (key {s_})" for a, s_ in columns) + " |",
     ]
     lines.append("|---" * (len(columns) + 1) + "|")
     for r in reports:
-        cells = [_ssim_top1(r.attacks.get(a, {}).get(s_)) for a, s_ in columns]
+        cells = [
+            _ssim_top1(r.attacks.get(a, {}).get(s_)) + ("" if a not in r.attacks or r.attack_proven(a) else " ✗")
+            for a, s_ in columns
+        ]
         lines.append(f"| {r.label} | " + " | ".join(cells) + " |")
-    lines += ["", *(f"- **{name}**: {text}" for name, text in MEASURE_EXPLANATIONS.items())]
+    lines += ["", *(f"- **{name}**: {text}" for name, text in MEASURE_EXPLANATIONS.items()), "", ANCHOR_EXPLANATIONS]
     return "\n".join(lines) + "\n"
+
+
+def _proof_words(report: RunReport) -> str:
+    if report.worst_case_proven:
+        return f"Both rest on proven attacks (p^ >= {PROVEN_P_HAT:g} against `none`, same data and budget)."
+    unproven = sorted(
+        {name for name in (report.measures.S3_from, report.measures.S4_from) if not report.attack_proven(name)}
+    )
+    return (
+        f"**The worst case is not proven**: {', '.join(unproven)} did not reach p^ >= {PROVEN_P_HAT:g} against `none` "
+        "(same data and budget), so failing here shows nothing about the defence."
+    )
 
 
 def _evaluator_lines(check: Mapping[str, Any] | None) -> list[str]:
@@ -331,21 +365,33 @@ def _evaluator_lines(check: Mapping[str, Any] | None) -> list[str]:
         lines += [
             "",
             f"**dlib is weak on these faces**: it names only {_fmt(check['dlib_top1'])} of untouched photos of these "
-            "people, so its S2 and S4 overstate privacy. Read the classifier rows and columns beside them, which "
-            "judge the same images.",
+            "people. p^ divides by that rate and takes the higher of dlib's and the classifier's, so a weak dlib "
+            "does not flatter S2 and S4; the raw rates beside them are not comparable across evaluators.",
         ]
     return lines
 
 
-def _outcome_table(outcomes: Mapping[str, AttackOutcome], what: str) -> list[str]:
+def _outcome_table(
+    outcomes: Mapping[str, AttackOutcome],
+    what: str,
+    calibration: Calibration,
+    proven: Mapping[str, bool] | None = None,
+) -> list[str]:
     with_classifier = any(o.classifier_top1 is not None for o in outcomes.values())
-    header = f"| {what} | SSIM | PSNR (dB) | dlib top-1 | dlib top-5 | dlib KNN dist |"
+    header = f"| {what} |" + (" proven |" if proven is not None else "")
+    header += " q | p^ | SSIM | SSIM prior | PSNR (dB) | dlib top-1 | dlib top-5 | dlib KNN dist |"
     header += " classifier top-1 | classifier top-5 |" if with_classifier else ""
     rows = [header, "|---" * header.count(" |") + "|"]
     for name, o in outcomes.items():
-        cells: list[float | None] = [o.ssim, o.psnr, o.top1, o.top5, o.knn_dist]
+        p_hat, judge = identification(o, calibration)
+        cells: list[float | None] = [o.ssim, o.ssim_prior, o.psnr, o.top1, o.top5, o.knn_dist]
         cells += [o.classifier_top1, o.classifier_top5] if with_classifier else []
-        rows.append(f"| {name} | " + " | ".join(_fmt(v) for v in cells) + " |")
+        proof = "" if proven is None else (" yes |" if proven[name] else " **no** |")
+        rows.append(
+            f"| {name} |{proof} {_fmt(image_similarity(o, name))} | {_fmt(p_hat)} ({judge}) | "
+            + " | ".join(_fmt(v) for v in cells)
+            + " |"
+        )
     return rows
 
 

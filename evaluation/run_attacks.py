@@ -5,13 +5,18 @@ For each attack A and key setting S:
 
     RUN_DIR/attacks/A-S.json   attack, key_setting, defense, outcome {ssim, psnr, top1, top5, knn_dist,
                                classifier_top1, classifier_top5}, targets (kind, seed, count), budget, judges
-                               (fingerprint of the evaluators), evaluator_check, knowledge, context, seconds
+                               (fingerprint of the evaluators), evaluator_check, knowledge, context, seconds,
+                               attacked {checkpoint_sha256, data_sha256}: the run it attacked (`run_fingerprint`)
     RUN_DIR/attacks/A-S.npz    reconstructions uint8 [M, C, H, W], labels [M], original_indices [M] (-1 for
                                identity-level reconstructions)
 
 The key is used in memory for the known setting and written nowhere: records are checked by
 `report.public_settings`, which refuses key-like entries and binary values. Pixel defences have no key, so the
 two settings coincide there and only "unknown" is run.
+
+A record is *current* when its `attacked` fingerprint is the run's now; a stale one (the run was retrained or its
+data re-made) is never scored: `hybridmask run` and `tune` redo it, and `evaluate` refuses it, as it refuses runs
+whose current records do not cover every attack in every key setting of their defence (`coverage_gaps`).
 """
 
 from __future__ import annotations
@@ -31,14 +36,14 @@ from common.files import atomic_output, atomic_write_json, read_json
 from evaluation.attacks.base import KEY_SETTINGS, AttackBudgetConfig, AttackContext, AttackResult, KeySetting
 from evaluation.attacks.gan import GanCache
 from evaluation.attacks.knowledge import describe_knowledge
-from evaluation.attacks.registry import ATTACK_NAMES, ATTACKS
+from evaluation.attacks.registry import ATTACK_NAMES, ATTACKS, applies
 from evaluation.attacks.training import attack_progress
 from evaluation.budgets import BudgetConfig, load_budgets
 from evaluation.evaluators import Judges, JudgesCache
 from evaluation.images import to_uint8
 from evaluation.measures import AttackOutcome
 from evaluation.report import json_ready, public_settings
-from evaluation.run_data import RunData, check_run_dir, load_run, read_summary
+from evaluation.run_data import RunData, check_run_dir, load_run, read_summary, run_fingerprint
 from evaluation.server_view import PublicDefenseConfig, ServerTargets, build_server_targets
 from masking.keys import key_fingerprint, validate_key
 from trainers.checkpoints import MODEL_FILE
@@ -75,6 +80,12 @@ class AttackPlan:
     attacks: tuple[str, ...]
     settings: tuple[KeySetting, ...]
     key: bytes | None = field(default=None, repr=False)
+
+    @property
+    def jobs(self) -> list[tuple[str, KeySetting]]:
+        """(attack, key setting) pairs to run: each requested pair the attack applies to (`registry.applies`)."""
+        masked = defense_named(self.defense).masked
+        return [(a, s) for a in self.attacks for s in self.settings if applies(a, masked, s)]
 
 
 def parse_attack_names(names: str | Iterable[str] | None) -> tuple[str, ...]:
@@ -155,11 +166,12 @@ def attack_run(
         say(
             f"{plan.run_dir.name}: building the evaluators (dlib gallery of {len(run.private.labels)} originals, classifier)"
         )
-        judges = caches.judges.judges(run.private, budgets.evaluator, budgets.seed)
+        judges = caches.judges.judges(run.private, run.public, budgets.evaluator, budgets.seed)
+        attacked = run_fingerprint(plan.run_dir)
         image_targets = build_server_targets(run, defense, budgets.max_targets, budgets.seed)
         identities = identity_targets(image_targets, run.private.labels, budgets.max_identities)
         outcomes: dict[str, dict[str, AttackOutcome]] = {}
-        jobs = [(name, setting) for name in plan.attacks for setting in plan.settings]
+        jobs = plan.jobs
         for number, (name, setting) in enumerate(jobs, start=1):
             say(f"{plan.run_dir.name}: [{number}/{len(jobs)}] {name} (key {setting}) ...")
             started = time.perf_counter()
@@ -170,7 +182,7 @@ def attack_run(
                 result = attack.reconstruct(ctx)
             outcome = judges.evaluator.attack_outcome(result)
             seconds = time.perf_counter() - started
-            write_attack_record(plan.run_dir, name, setting, result, outcome, ctx, judges, budgets, seconds)
+            write_attack_record(plan.run_dir, name, setting, result, outcome, ctx, judges, budgets, seconds, attacked)
             outcomes.setdefault(name, {})[setting] = outcome
             say(
                 f"{plan.run_dir.name}: [{number}/{len(jobs)}] {name} (key {setting}) done in {seconds:.0f} s: SSIM {outcome.ssim:.3f}, "
@@ -194,6 +206,11 @@ def attack_context(
     attacks), the defence's public settings, and the key only in the known setting."""
     per_image = not ATTACKS[attack].per_identity
     steps, batch_size = ATTACKS[attack].steps_and_batch(budgets)
+    extras: dict[str, Any] = {"defense": defense, "device": str(device)}
+    if attack == "known_plaintext":
+        extras["known_pairs"] = known_pairs(run, image_targets, budgets.known_faces)
+    if attack == "statistics_key":
+        extras["server_masked"] = run.masked
     return AttackContext(
         public_images=run.public.images,
         public_labels=run.public.labels,
@@ -211,8 +228,27 @@ def attack_context(
             batch_size=batch_size,
             seed=budgets.seed,
         ),
-        extras={"defense": defense, "device": str(device)},
+        extras=extras,
     )
+
+
+def known_pairs(run: RunData, targets: ServerTargets, count: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` private faces the attacker is assumed to know (None: the fewest that solve the map), with the masked
+    forms the server holds of them; faces that are not attack targets when the private set allows it."""
+    if run.masked is None:
+        raise InputError(f"{run.run_dir}: a key-recovery attack needs the masked rows of a masked defence")
+    unknowns, blocks = run.masked.shape[1], run.masked.shape[2] * run.masked.shape[3]
+    needed = -(-unknowns // blocks)
+    count = needed if count is None else count
+    if count < needed:
+        raise InputError(
+            f"budget.known_faces = {count}: the map has {unknowns} unknowns per row and a face gives {blocks} "
+            f"equations, so at least {needed} known faces are needed; raise it or leave it unset"
+        )
+    targeted = set(targets.original_indices.tolist())
+    order = [row for row in range(len(run.masked)) if row not in targeted] + sorted(targeted)
+    rows = torch.tensor(order[:count], dtype=torch.long)
+    return run.private.images[rows], run.masked[rows]
 
 
 def record_paths(run_dir: Path, attack: str, setting: str) -> tuple[Path, Path]:
@@ -230,6 +266,7 @@ def write_attack_record(
     judges: Judges,
     budgets: BudgetConfig,
     seconds: float,
+    attacked: dict[str, str],
 ) -> None:
     json_path, npz_path = record_paths(run_dir, attack, setting)
     json_path.parent.mkdir(parents=True, exist_ok=True)
@@ -257,6 +294,7 @@ def write_attack_record(
             "knowledge": describe_knowledge(ctx),
             "context": ctx.public_summary(),
             "seconds": seconds,
+            "attacked": attacked,
             "reconstructions": npz_path.name,
         },
         path="attack record",
@@ -276,6 +314,24 @@ def read_attack_records(run_dir: Path) -> list[dict[str, Any]]:
     return sorted(
         records, key=lambda r: (order.get(r["attack"], len(order)), r["attack"], KEY_SETTINGS.index(r["key_setting"]))
     )
+
+
+def current_records(run_dir: Path, records: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """The run's attack records made on the run as it is now (same checkpoint and data fingerprints)."""
+    attacked = run_fingerprint(run_dir)
+    return [r for r in (read_attack_records(run_dir) if records is None else records) if r.get("attacked") == attacked]
+
+
+def coverage_gaps(run_dir: Path, attacks: Iterable[str] = ATTACK_NAMES) -> list[str]:
+    """ "attack/setting" of every attack x key setting it applies to on the run's defence without a current record."""
+    done = {(r["attack"], r["key_setting"]) for r in current_records(run_dir)}
+    masked = defense_named(str(read_summary(run_dir)["defense"])).masked
+    return [
+        f"{name}/{setting}"
+        for name in attacks
+        for setting in KEY_SETTINGS
+        if applies(name, masked, setting) and (name, setting) not in done
+    ]
 
 
 def read_reconstructions(run_dir: Path, record: dict[str, Any]) -> dict[str, np.ndarray]:

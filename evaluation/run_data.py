@@ -9,6 +9,7 @@ public split (the attacker's own faces). Nothing here needs or reads the key.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -145,6 +146,26 @@ def training_data_dir(dataset: dict[str, Any], run_dir: Path) -> Path:
 
 
 _SAME_DATA_FIELDS = ("representation", "channels", "size", "num_classes", "num_train_rows")
+
+
+def run_fingerprint(run_dir: Path) -> dict[str, str]:
+    """What an attack on this run attacks: sha256 of the checkpoint file and of the data manifests (the folder the
+    run trained on and, for masked runs, the prepared originals), so a record made before retraining, re-masking
+    or re-preparing is known to be stale."""
+    checkpoint = check_run_dir(run_dir) / MODEL_FILE
+    data_dir = training_data_dir(torch.load(checkpoint, map_location="cpu", weights_only=True)["dataset"], run_dir)
+    data = hashlib.sha256()
+    for folder in dict.fromkeys([data_dir, prepared_folder_of(data_dir)]):
+        data.update((folder / MANIFEST_NAME).read_bytes())
+    return {"checkpoint_sha256": _file_sha256(checkpoint), "data_sha256": data.hexdigest()}
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> RunData:

@@ -39,7 +39,7 @@ BUDGET = [
 ]  # fmt: skip
 REQUIRED_REPORT_KEYS = {
     "defense", "S1", "S2", "S3", "S4", "score_pp", "score_cls", "overall", "verification_accuracy", "attacks",
-    "synthetic_data", "S2_classifier", "S4_classifier", "renderings", "settings",
+    "synthetic_data", "calibration", "renderings", "settings",
 }  # fmt: skip
 
 
@@ -101,7 +101,7 @@ def mean_face_outcome(run_dir: Path, cache: Path):
     attack.fit(ctx)
     return (
         AttackCaches(cache)
-        .judges.judges(run.private, budgets.evaluator, budgets.seed)
+        .judges.judges(run.private, run.public, budgets.evaluator, budgets.seed)
         .evaluator.attack_outcome(attack.reconstruct(ctx))
     )
 
@@ -110,6 +110,7 @@ def test_every_attack_recognisably_beats_the_mean_face_against_the_unprotected_m
     evaluated: dict[str, Path],
 ) -> None:
     baseline = mean_face_outcome(evaluated["none"], evaluated["cache"])
+    assert baseline.ssim == pytest.approx(baseline.ssim_prior)  # the mean face is the lower anchor: q = 0
     found = outcomes(evaluated["none"])
     assert set(found) == {("recovery", "unknown"), ("whitebox", "unknown"), ("blackbox", "unknown")}
     for (attack, _), outcome in found.items():
@@ -146,7 +147,7 @@ def test_reports_are_written_readable_and_hold_every_required_key(evaluated: dic
         report = read_run_report(folder)
         assert report.defense == defense and 0.0 <= report.scores.overall <= 1.0
         markdown = (folder / "report.md").read_text(encoding="utf-8")
-        assert "SYNTHETIC DATA" in markdown and "| S4 (classifier) |" in markdown and "## Evaluators" in markdown
+        assert "SYNTHETIC DATA" in markdown and "| proven | q | p^ |" in markdown and "## Evaluators" in markdown
         assert (folder / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert read_run_report(evaluated["none"]).scores.score_cls == 1.0
     compared = evaluated["compared"]

@@ -12,7 +12,7 @@ import torch
 from common.errors import InputError
 from evaluation.classifier import EvaluationClassifier, stratified_split
 from evaluation.identification import DESCRIPTOR_DIMENSION, DlibFaceDescriptor, IdentificationGallery
-from evaluation.measures import topk_rates
+from evaluation.measures import ssim_per_image, topk_rates
 from evaluation.outcomes import PrivacyEvaluator
 
 ORL_IDENTITIES = 10  # chance level of top-1 identification is 0.1
@@ -134,3 +134,19 @@ def test_identity_level_reconstructions_meet_their_most_similar_original() -> No
     assert result.ssim == pytest.approx(1.0)  # each found the original it copies among its identity's photos
     with pytest.raises(InputError, match="originals' size"):
         evaluator.outcome(originals[:, :8, :8], labels)
+
+
+def test_the_prior_face_is_judged_like_the_images_it_anchors() -> None:
+    rng = np.random.default_rng(2)
+    originals = rng.random((4, 16, 16), dtype=np.float32)
+    labels = np.array([0, 0, 1, 1])
+    mean_face = originals.mean(axis=0, keepdims=True)
+    evaluator = PrivacyEvaluator(originals, labels, descriptor=PixelDescriptor(), prior_face=mean_face)
+    per_image = evaluator.outcome(originals[[3, 0]], labels[[3, 0]], original_indices=np.array([3, 0]))
+    expected = ssim_per_image(originals[[3, 0]], np.repeat(mean_face, 2, axis=0)).mean()
+    assert per_image.ssim_prior == pytest.approx(expected) and per_image.ssim == pytest.approx(1.0)
+    guessed = evaluator.outcome(np.repeat(mean_face, 2, axis=0), np.array([0, 1]))  # identity-level: best match
+    assert guessed.ssim == pytest.approx(guessed.ssim_prior)  # the mean face itself sits exactly on the anchor
+    assert (
+        PrivacyEvaluator(originals, labels, descriptor=PixelDescriptor()).outcome(originals, labels).ssim_prior is None
+    )

@@ -13,6 +13,10 @@ from common.errors import InputError
 from evaluation.images import as_float_nhwc
 from evaluation.measures import (
     AttackOutcome,
+    Calibration,
+    PrivacyMeasures,
+    identification,
+    image_similarity,
     overall_score,
     privacy_measures,
     psnr_of_set,
@@ -31,8 +35,20 @@ def smooth_faces(count: int, height: int = 48, width: int = 40, seed: int = 0) -
     return (fields / fields.max(axis=(1, 2), keepdims=True)).astype(np.float32)
 
 
-def outcome(ssim: float, top1: float, psnr: float = 20.0) -> AttackOutcome:
-    return AttackOutcome(ssim=ssim, psnr=psnr, top1=top1, top5=min(1.0, top1 + 0.1), knn_dist=0.5)
+CALIBRATION = Calibration(chance=0.0, originals_top1={"dlib": 1.0})  # anchors that leave rates as they are
+
+
+def outcome(ssim: float, top1: float, psnr: float = 20.0, prior: float = 0.0) -> AttackOutcome:
+    return AttackOutcome(ssim=ssim, psnr=psnr, top1=top1, top5=min(1.0, top1 + 0.1), knn_dist=0.5, ssim_prior=prior)
+
+
+def measures(
+    renderings: dict[str, AttackOutcome],
+    attacks: dict[str, dict[str, AttackOutcome]],
+    scored_settings: tuple[str, ...] | None = None,
+) -> PrivacyMeasures:
+    """privacy_measures with anchors that leave SSIM and top-1 as they are (q = SSIM, p-hat = top-1)."""
+    return privacy_measures(renderings, attacks, CALIBRATION, scored_settings=scored_settings)
 
 
 def test_perfect_reconstruction_gives_s3_zero() -> None:
@@ -40,11 +56,16 @@ def test_perfect_reconstruction_gives_s3_zero() -> None:
     ssim = ssim_per_image(originals, originals.copy())
     np.testing.assert_allclose(ssim, 1.0)
     perfect = AttackOutcome(
-        ssim=float(ssim.mean()), psnr=psnr_of_set(originals, originals), top1=1.0, top5=1.0, knn_dist=0.0
+        ssim=float(ssim.mean()),
+        psnr=psnr_of_set(originals, originals),
+        top1=1.0,
+        top5=1.0,
+        knn_dist=0.0,
+        ssim_prior=0.2,
     )
-    measures = privacy_measures({"server_view": outcome(0.1, 0.1)}, {"recovery": {"known": perfect}})
-    assert measures.S3 == 0.0
-    assert measures.S4 == 0.0
+    result = measures({"server_view": outcome(0.1, 0.1)}, {"recovery": {"known": perfect}})
+    assert result.S3 == 0.0
+    assert result.S4 == 0.0
     assert math.isinf(perfect.psnr)
 
 
@@ -52,10 +73,8 @@ def test_random_noise_reconstruction_gives_s3_near_one() -> None:
     originals = smooth_faces(6)
     noise = np.random.default_rng(1).random(originals.shape, dtype=np.float32)
     ssim = ssim_per_image(originals, noise)
-    measures = privacy_measures(
-        {"server_view": outcome(0.1, 0.1)}, {"noise": {"unknown": outcome(float(ssim.mean()), 0.1)}}
-    )
-    assert measures.S3 > 0.9
+    result = measures({"server_view": outcome(0.0, 0.0)}, {"noise": {"unknown": outcome(float(ssim.mean()), 0.1)}})
+    assert result.S3 > 0.9
 
 
 def test_ssim_falls_as_the_reconstruction_degrades() -> None:
@@ -97,7 +116,7 @@ def test_the_documented_formulas_on_hand_computed_outcomes() -> None:
         "recovery": {"known": outcome(0.6, 0.7), "unknown": outcome(0.2, 0.1)},
         "whitebox": {"unknown": outcome(0.1, 0.9)},
     }
-    m = privacy_measures(renderings, attacks)
+    m = measures(renderings, attacks)
     assert (m.S1, m.S1_from) == (pytest.approx(0.5), "mixed")  # the most revealing rendering by SSIM
     assert (m.S2, m.S2_from) == (pytest.approx(0.8), "server_view")  # ... and by identification
     assert (m.S3, m.S3_from) == (pytest.approx(0.4), "recovery/known")  # worst case over attacks and settings
@@ -106,7 +125,7 @@ def test_the_documented_formulas_on_hand_computed_outcomes() -> None:
 
 
 def test_negative_ssim_clips_s1_to_one() -> None:
-    m = privacy_measures({"view": outcome(-0.2, 0.0)}, {"a": {"unknown": outcome(1.0, 1.0)}})
+    m = measures({"view": outcome(-0.2, 0.0)}, {"a": {"unknown": outcome(1.0, 1.0)}})
     assert m.S1 == 1.0 and m.S2 == 1.0 and m.S3 == 0.0 and m.S4 == 0.0
     assert m.score_pp == pytest.approx(0.4)
 
@@ -117,11 +136,13 @@ def test_score_pp_weights_must_sum_to_one() -> None:
         score_pp(0.5, 0.5, 0.5, 0.5, alpha=0.4, beta=0.4)
 
 
-def test_score_cls_is_the_accuracy_ratio_capped_at_one() -> None:
-    assert score_cls(0.45, 0.90) == pytest.approx(0.5)
+def test_score_cls_is_the_share_of_above_chance_accuracy_kept() -> None:
+    assert score_cls(0.70, 0.90) == pytest.approx(0.5)
+    assert score_cls(0.50, 0.90) == 0.0  # a chance-level model keeps no utility (the ratio gave it 0.56)
+    assert score_cls(0.40, 0.90) == 0.0
     assert score_cls(0.95, 0.90) == 1.0
-    with pytest.raises(InputError, match="baseline"):
-        score_cls(0.9, 0.0)
+    with pytest.raises(InputError, match="chance"):
+        score_cls(0.9, 0.5)
 
 
 def test_overall_is_the_harmonic_mean_unless_configured() -> None:
@@ -140,9 +161,9 @@ def test_topk_rates_count_the_true_label_among_the_first_k() -> None:
 
 def test_measures_refuse_missing_or_mismatched_inputs() -> None:
     with pytest.raises(InputError, match="attacks"):
-        privacy_measures({"view": outcome(0.1, 0.1)}, {})
+        measures({"view": outcome(0.1, 0.1)}, {})
     with pytest.raises(InputError, match="renderings"):
-        privacy_measures({}, {"a": {"known": outcome(0.1, 0.1)}})
+        measures({}, {"a": {"known": outcome(0.1, 0.1)}})
     with pytest.raises(InputError, match="differ"):
         ssim_per_image(smooth_faces(2), smooth_faces(3))
     with pytest.raises(InputError, match=r"\[0, 1\]"):
@@ -153,9 +174,50 @@ def test_measures_refuse_missing_or_mismatched_inputs() -> None:
 
 def test_scored_settings_restrict_the_worst_case_to_chosen_key_settings() -> None:
     attacks = {"recovery": {"known": outcome(0.9, 0.9), "unknown": outcome(0.2, 0.3)}}
-    everything = privacy_measures({"view": outcome(0.1, 0.1)}, attacks)
-    threat_model = privacy_measures({"view": outcome(0.1, 0.1)}, attacks, scored_settings=("unknown",))
+    everything = measures({"view": outcome(0.1, 0.1)}, attacks)
+    threat_model = measures({"view": outcome(0.1, 0.1)}, attacks, scored_settings=("unknown",))
     assert pytest.approx(0.1) == everything.S3 and everything.scored_settings == ("known", "unknown")
     assert pytest.approx(0.8) == threat_model.S3 and pytest.approx(0.7) == threat_model.S4
     with pytest.raises(InputError, match="scored key settings"):
-        privacy_measures({"view": outcome(0.1, 0.1)}, attacks, scored_settings=("leaked",))
+        measures({"view": outcome(0.1, 0.1)}, attacks, scored_settings=("leaked",))
+
+
+def test_q_and_p_hat_run_between_the_anchors() -> None:
+    assert image_similarity(outcome(0.6, 0.0, prior=0.2)) == pytest.approx(0.5)
+    assert image_similarity(outcome(0.1, 0.0, prior=0.2)) == 0.0  # worse than the mean face
+    assert image_similarity(outcome(1.0, 0.0, prior=0.2)) == 1.0
+    calibration = Calibration(chance=0.1, originals_top1={"dlib": 0.6, "classifier": 0.9})
+    judged = AttackOutcome(ssim=0.3, psnr=12.0, top1=0.35, top5=0.5, knn_dist=0.6, classifier_top1=0.3)
+    assert identification(judged, calibration) == (pytest.approx(0.5), "dlib")  # 0.25 / 0.5 beats 0.2 / 0.8
+    assert identification(outcome(0.1, 0.05, prior=0.1), calibration)[0] == 0.0  # below chance
+
+
+def test_none_scores_zero_on_all_four_measures_by_construction() -> None:
+    """The server of `none` holds the face: its rendering is the image, so S1-S4 are 0 whatever the attacks do."""
+    calibration = Calibration(chance=1 / 40, originals_top1={"dlib": 0.9, "classifier": 0.95})
+    the_face = AttackOutcome(
+        ssim=1.0, psnr=math.inf, top1=1.0, top5=1.0, knn_dist=0.0, classifier_top1=1.0, ssim_prior=0.35
+    )
+    weak_attack = AttackOutcome(
+        ssim=0.3, psnr=11.0, top1=0.05, top5=0.2, knn_dist=0.7, classifier_top1=0.05, ssim_prior=0.35
+    )
+    m = privacy_measures({"image": the_face}, {"recovery": {"unknown": weak_attack}}, calibration)
+    assert (m.S1, m.S2, m.S3, m.S4) == (0.0, 0.0, 0.0, 0.0)
+    assert m.S3_from == "view: image" and m.score_pp == 0.0
+
+
+def test_a_mean_face_reconstruction_scores_s3_one() -> None:
+    originals = smooth_faces(6)
+    mean_face = np.broadcast_to(smooth_faces(20, seed=9).mean(axis=0), originals.shape)
+    prior = float(ssim_per_image(originals, mean_face).mean())
+    judged = AttackOutcome(ssim=prior, psnr=14.0, top1=0.0, top5=0.1, knn_dist=0.8, ssim_prior=prior)
+    server_view = outcome(0.0, 0.0, prior=prior)
+    m = measures({"server view": server_view}, {"mean_face": {"unknown": judged}})
+    assert m.S3 == 1.0 and m.S4 == 1.0
+
+
+def test_an_evaluator_no_better_than_chance_on_originals_is_refused() -> None:
+    with pytest.raises(InputError, match="above chance"):
+        Calibration(chance=0.25, originals_top1={"dlib": 0.25, "classifier": 0.1})
+    with pytest.raises(InputError, match="SSIM prior"):
+        image_similarity(AttackOutcome(ssim=0.5, psnr=10.0, top1=0.1, top5=0.2, knn_dist=0.5))

@@ -50,15 +50,21 @@ def test_an_unknown_defence_is_refused_listing_the_known_ones() -> None:
 
 
 @pytest.mark.parametrize("name", list(ATTACKS))
-def test_each_attack_row_builds_its_own_attack_from_its_own_budget_section(name: str) -> None:
+def test_each_attack_row_builds_its_attack_from_the_budget_section_it_names(name: str) -> None:
     row = ATTACKS[name]
     attack = row.build(load_budgets(), 16, GanCache())
     assert attack.name == name
-    assert attack.budget == getattr(load_budgets(), name)
+    assert attack.budget == getattr(load_budgets(), row.budget_section)
     budgets = load_budgets()
-    section = getattr(budgets, name)
+    section = getattr(budgets, row.budget_section)
     int_fields = [f.name for f in dataclasses.fields(section) if type(getattr(section, f.name)) is int]
     distinct = {field_name: 1000 + index for index, field_name in enumerate(int_fields)}
-    setattr(budgets, name, dataclasses.replace(section, **distinct))
+    setattr(budgets, row.budget_section, dataclasses.replace(section, **distinct))
     steps, batch = row.steps_and_batch(budgets)
     assert {steps, batch} <= set(distinct.values()) and steps != batch
+
+
+def test_the_light_name_list_the_cli_reads_matches_the_attack_table() -> None:
+    from evaluation.attacks.names import ATTACK_NAMES
+
+    assert tuple(ATTACKS) == ATTACK_NAMES

@@ -16,10 +16,11 @@ import torch
 from common.errors import InputError
 from evaluation.attacks.base import AttackContext, MeanFaceAttack
 from evaluation.figures import GridImages
-from evaluation.measures import AttackOutcome
+from evaluation.measures import AttackOutcome, Calibration, proven_on_none
 from evaluation.report import (
     RunReport,
     build_run_report,
+    comparison_markdown,
     public_settings,
     read_run_report,
     run_markdown,
@@ -35,8 +36,11 @@ OUTCOME_KEYS = {"ssim", "psnr", "top1", "top5", "knn_dist"}
 SHAPE = (1, 24, 20)
 
 
+CALIBRATION = Calibration(chance=0.0, originals_top1={"dlib": 1.0})  # q = SSIM, p-hat = top-1
+
+
 def outcome(ssim: float, top1: float, psnr: float = 18.0) -> AttackOutcome:
-    return AttackOutcome(ssim=ssim, psnr=psnr, top1=top1, top5=min(1.0, 2 * top1), knn_dist=0.55)
+    return AttackOutcome(ssim=ssim, psnr=psnr, top1=top1, top5=min(1.0, 2 * top1), knn_dist=0.55, ssim_prior=0.0)
 
 
 def sample_report(defense: str = "ppfr_fd", synthetic: bool = True, settings: dict | None = None) -> RunReport:
@@ -46,6 +50,7 @@ def sample_report(defense: str = "ppfr_fd", synthetic: bool = True, settings: di
         attacks={"recovery": {"known": outcome(0.7, 0.6, psnr=math.inf), "unknown": outcome(0.3, 0.2)}},
         verification_accuracy=0.88,
         baseline_verification_accuracy=0.92,
+        calibration=CALIBRATION,
         synthetic_data=synthetic,
         settings=settings or {"channel_ratio": 0.5},
     )
@@ -80,7 +85,7 @@ def test_markdown_report_shows_the_table_and_a_banner_only_for_synthetic_data(tm
     assert "SYNTHETIC DATA" in synthetic and "SYNTHETIC DATA" not in real
     for name in ("S1", "S2", "S3", "S4", "score_pp", "score_cls", "overall"):
         assert f"| {name} |" in real
-    assert "| recovery (key known) | 0.700 | ∞ | 0.600 |" in real
+    assert "| recovery (key known) | **no** | 0.700 | 0.600 (dlib) | 0.700 | 0.000 | ∞ | 0.600 |" in real
 
 
 def test_grid_and_scatter_figures_are_written_as_images(tmp_path: Path) -> None:
@@ -140,9 +145,9 @@ def test_settings_refuse_binary_values_and_key_named_entries() -> None:
     }  # fmt: skip
 
 
-def test_classifier_measures_sit_beside_dlib_and_a_weak_dlib_is_named(tmp_path: Path) -> None:
+def test_p_hat_takes_the_stronger_calibrated_evaluator_and_a_weak_dlib_is_named(tmp_path: Path) -> None:
     judged = AttackOutcome(
-        ssim=0.5, psnr=15.0, top1=0.1, top5=0.3, knn_dist=0.5, classifier_top1=0.7, classifier_top5=0.9
+        ssim=0.5, psnr=15.0, top1=0.1, top5=0.3, knn_dist=0.5, classifier_top1=0.7, classifier_top5=0.9, ssim_prior=0.3
     )
     check = {
         "dlib_top1": 0.6,
@@ -152,24 +157,29 @@ def test_classifier_measures_sit_beside_dlib_and_a_weak_dlib_is_named(tmp_path: 
         "chance_top1": 0.05,
         "num_identities": 20,
     }
+    calibration = Calibration(0.05, {"dlib": 0.6, "classifier": 0.95})
     report = build_run_report(
         defense="ppfr_fd",
         renderings={"server view": judged},
         attacks={"recovery": {"unknown": judged}},
         verification_accuracy=0.8,
         baseline_verification_accuracy=0.9,
+        calibration=calibration,
         synthetic_data=True,
         settings={"evaluators": {**check, "dlib_weak": True}},
     )
     data = json.loads(write_run_report(report, tmp_path)["json"].read_text(encoding="utf-8"))
-    assert data["S4"] == pytest.approx(0.9) and data["S4_classifier"] == pytest.approx(0.3)
-    assert data["S2_classifier"] == pytest.approx(0.3)
+    p_hat = (0.7 - 0.05) / (0.95 - 0.05)  # the classifier's, above dlib's (0.1 - 0.05) / (0.6 - 0.05)
+    assert data["S4"] == pytest.approx(1 - p_hat) and data["S2"] == pytest.approx(1 - p_hat)
+    assert data["S3"] == pytest.approx(1 - (0.5 - 0.3) / (1 - 0.3))
+    assert data["score_cls"] == pytest.approx((0.8 - 0.5) / (0.9 - 0.5))
+    assert data["calibration"] == {"chance": 0.05, "originals_top1": {"dlib": 0.6, "classifier": 0.95}}
+    assert read_run_report(tmp_path) == report
     markdown = run_markdown(report)
-    assert "| S4 (classifier) | 0.300 |" in markdown and "dlib is weak on these faces" in markdown
-    strong = build_run_report("ppfr_fd", {"server view": judged}, {"recovery": {"unknown": judged}}, 0.8, 0.9, True,
-                              settings={"evaluators": {**check, "dlib_top1": 1.0, "dlib_weak": False}})  # fmt: skip
+    assert f"| {p_hat:.3f} (classifier) |" in markdown and "dlib is weak on these faces" in markdown
+    strong = build_run_report("ppfr_fd", {"server view": judged}, {"recovery": {"unknown": judged}}, 0.8, 0.9,
+                              calibration, True, settings={"evaluators": {**check, "dlib_top1": 1.0, "dlib_weak": False}})  # fmt: skip
     assert "## Evaluators" in run_markdown(strong) and "dlib is weak" not in run_markdown(strong)
-    assert sample_report().to_dict()["S4_classifier"] is None  # no classifier judged: nothing to show
 
 
 def test_comparison_tells_fixed_k_runs_of_one_defense_apart_by_their_k(tmp_path: Path) -> None:
@@ -188,3 +198,26 @@ def test_comparison_tells_fixed_k_runs_of_one_defense_apart_by_their_k(tmp_path:
     ]
     table = write_comparison([fixed(2), fixed(4), adaptive], tmp_path)["markdown"].read_text()
     assert "| hybrid_fixed k=2 |" in table and "| hybrid_fixed k=4 |" in table and "| hybrid_adaptive |" in table
+
+
+def test_attacks_are_proven_on_none_and_the_report_says_whether_the_worst_case_rests_on_proven_ones() -> None:
+    calibration = Calibration(chance=0.1, originals_top1={"dlib": 0.9})
+    on_none = {"recovery": {"unknown": outcome(0.8, 0.9)}, "whitebox": {"unknown": outcome(0.2, 0.3)}}
+    proven = proven_on_none(on_none, calibration)
+    assert proven == {"recovery": True, "whitebox": False}  # p^ 1.0 and (0.3 - 0.1) / 0.8 = 0.25 < 0.3
+    attacks = {"recovery": {"known": outcome(0.3, 0.2)}, "whitebox": {"known": outcome(0.2, 0.5)}}
+    unproven_worst = build_run_report(
+        "ppfr_fd", {"server view": outcome(0.0, 0.0)}, attacks, 0.8, 0.9, calibration, False, proven=proven
+    )
+    assert unproven_worst.measures.S4_from == "whitebox/known" and not unproven_worst.worst_case_proven
+    assert "**The worst case is not proven**: whitebox/known" in run_markdown(unproven_worst)
+    assert "| **no** | real |" in comparison_markdown([unproven_worst])
+    attacks["known_plaintext"] = {"unknown": outcome(0.1, 0.9)}  # a key-recovery attack: proven by the recovery
+    proven_worst = build_run_report(
+        "ppfr_fd", {"server view": outcome(0.0, 0.0)}, attacks, 0.8, 0.9, calibration, False, proven=proven
+    )
+    assert (
+        proven_worst.measures.S4_from == "known_plaintext/unknown" and proven_worst.measures.S3_from == "recovery/known"
+    )
+    assert proven_worst.worst_case_proven and "Both rest on proven attacks" in run_markdown(proven_worst)
+    assert RunReport.from_dict(proven_worst.to_dict()) == proven_worst

@@ -153,7 +153,8 @@ def test_sweep_ranks_two_trials_and_resumes_after_an_interruption(few_faces: Pat
     assert [row["status"] for row in rows] == ["finished", "finished"]
     assert sorted(row["masking.ratio"] for row in rows) == ["0.3", "0.7"]
     overall = [float(row["overall"]) for row in rows]
-    assert overall == sorted(overall, reverse=True) and all(0.0 < value <= 1.0 for value in overall)
+    # 0 is a fair score: a 2-epoch trial may keep none of the baseline's above-chance accuracy (score_cls 0)
+    assert overall == sorted(overall, reverse=True) and all(0.0 <= value <= 1.0 for value in overall)
     assert (out / "pareto.png").stat().st_size > 10_000
     assert "| 1 |" in (out / "results.md").read_text(encoding="utf-8")
     best = load_experiment(out / "best_config.yaml", [])

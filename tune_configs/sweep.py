@@ -3,7 +3,8 @@
 Layout of OUT:
 
     OUT/client.key            the client's key (made when missing; never in a trial's config or results)
-    OUT/baseline/             the unprotected run every trial's score_cls divides by (trained once, reused)
+    OUT/baseline/             the unprotected run every trial's score_cls divides by, attacked with the trials'
+                              budget so that it proves their attacks (trained, attacked and evaluated once)
     OUT/trials/<defence>-<digest>/   one pipeline run per trial (masked data, run, attacks, report)
     OUT/tune/                 Tune's experiment state, what `--resume` restores
     OUT/results.csv, results.md, pareto.png, best_config.yaml
@@ -21,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import InputError
-from evaluation.attacks.registry import ATTACK_NAMES
-from pipelines.runs.run_pipeline import KEY_FILE, PipelineConfig, client_key, train_defense
+from evaluation.attacks.names import ATTACK_NAMES
+from pipelines.runs.run_pipeline import KEY_FILE, PipelineConfig, attack_defense, client_key, train_defense
 from trainers.defenses import UNPROTECTED
 from trainers.local_ray import start_ray
 from trainers.schema import MANIFEST_NAME
@@ -48,7 +49,7 @@ class SweepConfig:
     budget_preset: str = "small"
     budget_overrides: tuple[str, ...] = ()
     attacks: tuple[str, ...] = ATTACK_NAMES
-    key_setting: str = "unknown"
+    key_setting: str = "both"  # the same worst case as `hybridmask run`: leaked key included
 
     def validate(self) -> None:
         if not (self.data_dir / MANIFEST_NAME).is_file():
@@ -119,15 +120,25 @@ def _trial_setup(spec: SweepConfig, baseline: Path) -> TrialSetup:
 
 
 def _train_baseline(spec: SweepConfig, say: Say) -> Path:
-    """The unprotected model on the same data and learner settings, trained once for every trial's score_cls."""
+    """The unprotected model on the same data and learner settings, trained once for every trial's score_cls, and
+    attacked and evaluated with the trials' budget: its report proves (or not) the attacks every trial is judged by."""
     from evaluation.budgets import load_budgets
+    from evaluation.evaluate_runs import evaluate_runs
+    from evaluation.run_attacks import AttackCaches
 
     config = spec.space.config({}, spec.base_config, [f"defense.name={UNPROTECTED}"])
     pipeline = PipelineConfig(
-        out=spec.out, config=config, budgets=load_budgets(spec.budget_preset), defenses=(UNPROTECTED,)
+        out=spec.out,
+        config=config,
+        budgets=load_budgets(spec.budget_preset, list(spec.budget_overrides)),
+        defenses=(UNPROTECTED,),
+        attacks=spec.attacks,
     )
     run_dir = spec.out / BASELINE_DIR
     train_defense(pipeline, UNPROTECTED, spec.data_dir, run_dir, say)
+    caches = AttackCaches(spec.out / "attack-cache")
+    attack_defense(pipeline, run_dir, b"", caches, say)  # no key: `none` is attacked in the unknown setting only
+    evaluate_runs([run_dir], baseline=run_dir, caches=caches, attacks=spec.attacks)
     return run_dir
 
 

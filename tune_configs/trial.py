@@ -104,7 +104,7 @@ def run_defense_trial(
     )
     caches = AttackCaches(Path(setup.out) / "attack-cache")
     attack_defense(spec, run_dir, key, caches, print)
-    (run_report,) = evaluate_runs([run_dir], baseline=setup.baseline_dir, caches=caches)
+    (run_report,) = evaluate_runs([run_dir], baseline=setup.baseline_dir, caches=caches, attacks=spec.attacks)
     measures = run_report.to_dict()
     final = {
         **last_epoch,

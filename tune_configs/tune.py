@@ -36,8 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--key-setting",
         choices=("known", "unknown", "both"),
-        default="unknown",
-        help="attack with the key unknown (the threat model), leaked, or both (default: %(default)s)",
+        default="both",
+        help="attack with the key unknown (the threat model), leaked, or both, the worst case `run` ranks by "
+        "(default: %(default)s)",
     )
     parser.add_argument(
         "--budget", choices=("small", "paper"), default="small", help="attack budget preset (default: %(default)s)"

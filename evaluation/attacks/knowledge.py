@@ -115,4 +115,9 @@ def describe_knowledge(ctx: AttackContext) -> dict[str, Any]:
     defense = defense_of(ctx)
     if not defense.masked:
         return {"masker": "none (pixel defence)"}
+    if "server_masked" in ctx.extras:
+        return {"masker": "key map estimated from second and third order statistics of the masked data vs public faces"}
+    if "known_pairs" in ctx.extras:
+        count = len(ctx.extras["known_pairs"][0])
+        return {"masker": f"key map solved by least squares from {count} known private face(s) and their masked forms"}
     return {"masker": "client key (leaked)" if ctx.key_setting == "known" else "own key, standardised channels"}

@@ -30,6 +30,7 @@ from evaluation.attacks.networks import UNet, resize
 from evaluation.attacks.training import optimize, seeded
 from evaluation.budgets import RecoveryBudgetConfig
 from evaluation.server_view import simulate_server_view
+from masking.masker import FrequencyMasker
 from masking.obfuscation import ChannelStats
 from masking.render import render_client_view
 
@@ -42,10 +43,13 @@ class RecoveryAttack:
         self.work_size = work_size
         self.decoder: UNet | None = None
 
+    def attacker_view(self, ctx: AttackContext) -> tuple[FrequencyMasker | None, bool]:
+        """The masker the attacker simulates the view with, and whether it can undo the mixing (reads with a key)."""
+        return attacker_masker(ctx), ctx.key_setting == "known"
+
     def fit(self, ctx: AttackContext) -> None:
         defense, device = defense_of(ctx), device_of(ctx)
-        self.masker = attacker_masker(ctx)
-        self.key_setting = ctx.key_setting
+        self.masker, self.reads_with_key = self.attacker_view(ctx)
         generator = torch.Generator().manual_seed(ctx.budget.seed)
         images, labels = ctx.public_images.float(), ctx.public_labels
         mask = self.masker.mask if self.masker is not None else None
@@ -85,7 +89,7 @@ class RecoveryAttack:
         (the attacker's own masker's for simulated views, the public ones for the server's targets)."""
         if stats is None:
             return view.float() * 2.0 - 1.0
-        if self.key_setting == "known":
-            assert self.masker is not None  # a masked defence's known-key attacker holds the client's masker
+        if self.reads_with_key:
+            assert self.masker is not None  # masked defences always have one
             return standardised(render_client_view(view.float(), self.masker))
         return gram_invariants(view, stats)

@@ -25,7 +25,7 @@ import yaml
 
 from common.errors import InputError
 from common.files import atomic_write_json, atomic_write_text, read_json
-from evaluation.attacks.registry import ATTACK_NAMES
+from evaluation.attacks.names import ATTACK_NAMES
 from evaluation.budgets import BudgetConfig
 from evaluation.report import REPORT_JSON, REPORT_MD
 from pipelines.client.keyfile import default_key_path, read_key_file
@@ -113,7 +113,9 @@ def _run_steps(spec: PipelineConfig, say: Say) -> dict[str, Any]:
         timings[defense] = time.perf_counter() - step
         run_dirs.append(run_dir)
     say("evaluating every defence against the unprotected baseline ...")
-    reports = evaluate_runs(run_dirs, baseline=run_dirs[0], out_dir=spec.out, caches=caches, progress=say)
+    reports = evaluate_runs(
+        run_dirs, baseline=run_dirs[0], out_dir=spec.out, caches=caches, progress=say, attacks=spec.attacks
+    )
     comparison = _write_comparison_report(spec, reports, run_dirs, timings, time.perf_counter() - started)
     say(f"report: {spec.out / REPORT_MD}")
     return comparison
@@ -163,19 +165,18 @@ def finished_run(run_dir: Path, config: ExperimentConfig) -> bool:
 
 
 def attack_defense(spec: PipelineConfig, run_dir: Path, key: bytes, caches, say: Say) -> None:
-    """Run the attacks (and key settings) this run has no record of with the same budget; reuse the others.
+    """Run the attacks (and key settings) this run has no current record of with the same budget; reuse the others.
 
-    Pixel defences have no key, so they are attacked in the `unknown` setting only (`plan_attacks` says which)."""
-    from evaluation.run_attacks import attack_run, plan_attacks, read_attack_records
+    A record made on an older checkpoint or data (stale) is redone. Pixel defences have no key, so they are
+    attacked in the `unknown` setting only (`plan_attacks` says which)."""
+    from evaluation.run_attacks import attack_run, current_records, plan_attacks
 
     budget = to_dict(spec.budgets)
     done = {
-        (record["attack"], record["key_setting"])
-        for record in read_attack_records(run_dir)
-        if record["budget"] == budget
+        (record["attack"], record["key_setting"]) for record in current_records(run_dir) if record["budget"] == budget
     }
     plan = plan_attacks(run_dir, spec.attacks, spec.key_setting, key)
-    missing = [(name, setting) for name in plan.attacks for setting in plan.settings if (name, setting) not in done]
+    missing = [job for job in plan.jobs if job not in done]
     if not missing:
         say(f"{run_dir.name}: attacked earlier with the same budget, reusing its records")
         return

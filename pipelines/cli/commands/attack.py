@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from evaluation.attacks.names import ATTACK_NAMES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -14,7 +16,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "The key, when given, is used in memory only and written nowhere.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run folder written by `hybridmask train`")
-    parser.add_argument("--attacks", help="comma-separated attacks (default: every attack)")
+    parser.add_argument(
+        "--attacks", default=",".join(ATTACK_NAMES), help="comma-separated attacks (default: %(default)s)"
+    )
     parser.add_argument(
         "--key-setting",
         choices=("known", "unknown", "both"),
