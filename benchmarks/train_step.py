@@ -1,9 +1,10 @@
 """Step time of each defence against the unprotected `none` baseline, on the same backbone and batch.
 
-A step is what the training loop does per batch (trainers.loop.train_step): decode the shard rows, mix k images
-per sample, forward, mixed-label margin loss, backward, optimiser step. Defences are timed round-robin in one
-process, so machine noise hits them alike; the table gives median milliseconds per step and the ratio to `none`.
-Masking itself runs on the client before training; its cost per image is listed separately.
+A step is what the training loop does per batch (trainers.loop.train_step) on a batch as the client sent it
+(already mixed with k): forward, mixed-label margin loss, backward, optimiser step. Defences are timed
+round-robin in one process, so machine noise hits them alike; the table gives median milliseconds per step and
+the ratio to `none`. Masking and mixing run on the client (benchmarks/client_mixing.py times the mixing); the
+masking cost per image is listed separately.
 
     python -m benchmarks.train_step [--size 112] [--batch 32] [--backbone tiny] [--json PATH]
 """
@@ -20,34 +21,22 @@ import torch
 
 from benchmarks.faces import DEMO_KEY
 from masking.masker import FrequencyMasker
+from masking.mixup import mixup
 from masking.ppfr import DEFAULT_MASKING_RATIO
 from pipelines.data.synth import generate_faces
 from trainers.config import TrainConfig
 from trainers.config_io import load_config
-from trainers.dataset_info import DatasetInfo
 from trainers.loop import build_optimizer, train_step
 from trainers.model import build_face_model
+from trainers.window_source import ClientOffer, SentBatch
 
 DEFENSES = (("none", 1), ("ppfr_fd", 1), ("mixup", 2), ("hybrid_fixed", 2), ("hybrid_fixed", 4))
 
 
-def shard_batches(images: np.ndarray, labels: np.ndarray, masker: FrequencyMasker) -> dict[str, dict]:
-    """The same batch as the training loop receives it from Ray Data, raw and masked."""
-    count, size = len(images), images.shape[1]
-    pixels = {
-        "pixels": np.array([image.tobytes() for image in images], dtype=object),
-        "height": np.full(count, size), "width": np.full(count, size), "channels": np.full(count, 3),
-        "label": labels,
-    }  # fmt: skip
-    with torch.inference_mode():
-        masked = masker.mask(torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255).contiguous()
-    grid = masked.shape[-1]
-    features = {
-        "features": np.array([row.numpy().astype(np.float16).tobytes() for row in masked], dtype=object),
-        "num_channels": np.full(count, masked.shape[1]), "grid_height": np.full(count, grid),
-        "grid_width": np.full(count, grid), "label": labels,
-    }  # fmt: skip
-    return {"images": pixels, "masked": features}
+def sent_batch(inputs: torch.Tensor, labels: torch.Tensor, k: int) -> SentBatch:
+    """The batch as the client sends it: mixed with k (k = 1: the faces themselves)."""
+    mixed = mixup(inputs, labels, k, 1.0, torch.Generator().manual_seed(k))
+    return SentBatch(inputs=mixed.mixed, labels=mixed.labels, weights=mixed.weights)
 
 
 def _seconds(work) -> float:
@@ -72,7 +61,9 @@ def main() -> None:
     images, labels = generate_faces(identities=args.batch // 2, images_per_identity=2, size=args.size, seed=0)
     image_batch = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
     masker = FrequencyMasker.fit(image_batch, DEMO_KEY, DEFAULT_MASKING_RATIO)
-    batches = shard_batches(images, labels.astype(np.int64), masker)
+    with torch.no_grad():
+        inputs = {"images": image_batch * 2 - 1, "masked": masker.mask(image_batch).contiguous()}
+    label_tensor = torch.from_numpy(labels.astype(np.int64))
     masking_ms_per_image = (
         statistics.median(_seconds(lambda: masker.mask(image_batch)) for _ in range(6)) * 1000 / len(images)
     )
@@ -91,31 +82,32 @@ def main() -> None:
         )
         representation = "images" if config.uses_pixels else "masked"
         channels = 3 if config.uses_pixels else len(masker.selection.kept)
-        info = DatasetInfo(
-            "",
-            representation,
-            channels,
-            args.size if config.uses_pixels else args.size // 8,
-            args.batch // 2,
-            len(images),
-            True,
+        offer = ClientOffer(
+            representation=representation,
+            channels=channels,
+            size=args.size if config.uses_pixels else args.size // 8,
+            num_classes=args.batch // 2,
+            train_rows=len(images),
+            holdout_rows=0,
+            verify_rows=0,
+            verify_pairs=0,
+            synthetic_data=True,
         )
-        model = build_face_model(config, info).train()
+        model = build_face_model(config, offer).train()
         runs[f"{name}" + (f" k={k}" if k > 1 else "")] = (
             model,
             build_optimizer(config, model),
-            batches[representation],
+            sent_batch(inputs[representation], label_tensor, k),
             representation,
-            k,
         )
 
-    generator, device = torch.Generator().manual_seed(0), torch.device("cpu")
+    device = torch.device("cpu")
     timings: dict[str, list[float]] = {label: [] for label in runs}
     for round_index in range(args.rounds + 1):  # round 0 warms up and is not counted
-        for label, (model, optimizer, batch, representation, k) in runs.items():
+        for label, (model, optimizer, batch, _) in runs.items():
             started = time.perf_counter()
             for _ in range(args.steps):
-                train_step(model, optimizer, batch, representation, k, 1.0, generator, device)
+                train_step(model, optimizer, batch, device)
             if round_index:
                 timings[label].append((time.perf_counter() - started) * 1000 / args.steps)
 

@@ -47,7 +47,14 @@ from evaluation.run_attacks import (
     torch_threads,
 )
 from evaluation.run_data import check_run_dir, load_run, prepared_folder_of, read_summary, training_data_dir
-from evaluation.server_view import PublicDefenseConfig, ServerTargets, build_server_targets, server_renderings
+from evaluation.server_view import (
+    PublicDefenseConfig,
+    ServerTargets,
+    build_server_targets,
+    sent_appearances,
+    sent_samples,
+    server_renderings,
+)
 from trainers.checkpoints import MODEL_FILE
 from trainers.config_io import from_dict, to_dict
 from trainers.defenses import UNPROTECTED
@@ -192,6 +199,7 @@ def evaluate_run(
         say(f"{run_dir.name}: evaluators and renderings of the server view")
         judges = caches.judges.judges(run.private, run.public, budgets.evaluator, budgets.seed)
         targets = build_server_targets(run, defense, budgets.max_targets, budgets.seed)
+        sent = sent_appearances(run, sent_samples(run))
         renderings = server_renderings(targets, defense)
         if defense.masked:
             renderings.update(key_free_renderings(targets.inputs, defense, run.public, budgets.seed))
@@ -210,7 +218,7 @@ def evaluate_run(
         baseline_verification_accuracy=baseline_accuracy,
         calibration=judges.check.calibration,
         synthetic_data=run.synthetic_data,
-        settings=report_settings(run_dir, defense, judges, budgets, records, run.summary),
+        settings={**report_settings(run_dir, defense, judges, budgets, records, run.summary), "server_view": sent},
     )
     report = dataclasses.replace(report, proven=attack_proof(report, proof_source))
     write_run_report(report, run_dir, grid_images(run_dir, run.private.images, targets, renderings, records))

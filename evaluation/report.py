@@ -298,11 +298,26 @@ def run_markdown(report: RunReport) -> str:
         "What the server can look at without any attack.",
         "",
         *_outcome_table(report.renderings, "rendering", report.calibration),
+        *_sent_lines(report.settings.get("server_view")),
     ]
     lines += _evaluator_lines(report.settings.get("evaluators"))
     if report.settings:
         lines += ["", "## Settings", "", "```json", json.dumps(report.settings, indent=2, sort_keys=True), "```"]
     return "\n".join(lines) + "\n"
+
+
+def _sent_lines(sent: dict[str, Any] | None) -> list[str]:
+    """What the client sent over the run: de-mixing attacks exploit each face's reuse across samples."""
+    if not sent:
+        return []
+    reuse = sent["appearances_per_training_face"]
+    return [
+        "",
+        f"The client sent {sent['samples_sent']} training samples in {sent['windows_sent']} windows, each mixing "
+        f"{', '.join(map(str, sent['faces_per_sample']))} face(s); each private training face appeared in "
+        f"{reuse['min']}–{reuse['max']} of them (median {reuse['median']:g}, mean {reuse['mean']:.1f}). "
+        f"Held-out faces sent unmixed for the validation signal: {sent['holdout_faces_sent_unmixed']}.",
+    ]
 
 
 def comparison_markdown(reports: Sequence[RunReport]) -> str:

@@ -1,9 +1,11 @@
 """A trained run and the data around it, as the privacy evaluation needs them, read from RUN_DIR alone.
 
-RUN_DIR (written by `trainers.run.train`) names the folder its model trained on; for masked runs that folder's
+The evaluation is the judge, not the server: it reads the client's record (RUN/client, see
+`trainers.client_record`), which names the folder the client served from; for masked runs that folder's
 manifest names the prepared folder it was masked from (`source_data_dir`). From those the evaluation reads the
-private originals (the ground truth, never shown to an attacker), the masked rows the server holds, and the
-public split (the attacker's own faces). Nothing here needs or reads the key.
+private originals (the ground truth, never shown to an attacker), the masked rows the client mixed from, the
+record of every window the client sent (to regenerate exactly what the server held), and the public split (the
+attacker's own faces). Nothing here needs or reads the key.
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ import torch
 
 from common.errors import InputError
 from common.files import read_json
+from masking.windows import WindowPlan, WindowRequest
 from trainers.checkpoints import MODEL_FILE, load_model
+from trainers.client_record import (
+    CLIENT_RECORD_DIR,
+    client_plan,
+    holdout_rows_sent,
+    read_client_manifest,
+    sent_windows,
+)
 from trainers.dataset_info import inspect_dataset
 from trainers.model import FaceModel
 from trainers.run import SUMMARY_FILE
@@ -35,6 +45,18 @@ class LabelledImages:
     images: torch.Tensor
     labels: torch.Tensor
     image_ids: torch.Tensor
+
+
+@dataclass(frozen=True)
+class SentRecord:
+    """What the client recorded of a run: its plan and secret seed, every window it answered, which private rows
+    (positions in `RunData.private`) it mixed from, in its own order, and how many held-out faces it sent unmixed."""
+
+    plan: WindowPlan
+    secret_seed: int
+    windows: tuple[WindowRequest, ...]
+    train_rows: torch.Tensor
+    holdout_rows_sent: int = 0
 
 
 @dataclass(frozen=True)
@@ -55,6 +77,7 @@ class RunData:
     private: LabelledImages
     masked: torch.Tensor | None
     public: LabelledImages
+    sent: SentRecord | None = None  # None only for runs given without a client record (tests of the view alone)
 
     @property
     def defense(self) -> str:
@@ -130,14 +153,15 @@ def data_locations(locations: DataLocations) -> Iterator[None]:
 
 
 def training_data_dir(dataset: dict[str, Any], run_dir: Path) -> Path:
-    """The folder the run trained on: the recorded path, or the `--data` folder of its kind (checked to match)."""
+    """The folder the run's client served from (named in the client's manifest, never in the server's files),
+    or the `--data` folder of its kind, checked against the offer recorded with the model (`dataset`)."""
     locations = _LOCATIONS.get() or DataLocations()
     moved = locations.masked if dataset["representation"] == "masked" else locations.prepared
     if moved is None:
-        return _existing_folder(Path(dataset["data_dir"]), f"the data folder {run_dir} trained on")
+        return _existing_folder(_client_data_dir(run_dir), f"the data folder {run_dir} trained on")
     info = inspect_dataset(moved)
-    recorded = tuple(dataset[name] for name in _SAME_DATA_FIELDS)
-    if tuple(getattr(info, name) for name in _SAME_DATA_FIELDS) != recorded:
+    recorded = (*(dataset[name] for name in _SAME_DATA_FIELDS), dataset["train_rows"] + dataset["holdout_rows"])
+    if (*(getattr(info, name) for name in _SAME_DATA_FIELDS), info.num_train_rows) != recorded:
         raise InputError(
             f"--data {moved} is not the data {run_dir} trained on ({dict(zip(_SAME_DATA_FIELDS, recorded))} then); "
             "give the folder it trained on"
@@ -145,7 +169,7 @@ def training_data_dir(dataset: dict[str, Any], run_dir: Path) -> Path:
     return moved
 
 
-_SAME_DATA_FIELDS = ("representation", "channels", "size", "num_classes", "num_train_rows")
+_SAME_DATA_FIELDS = ("representation", "channels", "size", "num_classes")  # and the private split's rows
 
 
 def run_fingerprint(run_dir: Path) -> dict[str, str]:
@@ -173,12 +197,20 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> RunData
     summary = read_summary(folder)
     model, saved = load_model(folder / MODEL_FILE, device=device)
     dataset = saved["dataset"]
+    manifest = read_client_manifest(folder / CLIENT_RECORD_DIR)
     data_dir = training_data_dir(dataset, folder)
     prepared_dir = prepared_folder_of(data_dir)
     private = read_images(prepared_dir, "private")
     masked = None
     if dataset["representation"] == "masked":
         masked = read_masked_aligned(data_dir, private.image_ids)
+    sent = SentRecord(
+        plan=client_plan(manifest),
+        secret_seed=int(manifest["secret_seed"]),
+        windows=tuple(sent_windows(folder / CLIENT_RECORD_DIR)),
+        train_rows=torch.nonzero(private.image_ids % int(manifest["holdout_modulo"]) != 0).flatten(),
+        holdout_rows_sent=holdout_rows_sent(folder / CLIENT_RECORD_DIR),
+    )
     return RunData(
         run_dir=folder,
         model=model,
@@ -190,7 +222,18 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> RunData
         private=private,
         masked=masked,
         public=read_images(prepared_dir, "public"),
+        sent=sent,
     )
+
+
+def _client_data_dir(run_dir: Path) -> Path:
+    manifest = read_client_manifest(run_dir / CLIENT_RECORD_DIR)
+    if "data_dir" not in manifest:
+        raise InputError(
+            f"{run_dir / CLIENT_RECORD_DIR} has no client manifest: the run was not trained through the client; "
+            "re-train it with this version"
+        )
+    return Path(manifest["data_dir"])
 
 
 def prepared_folder_of(data_dir: Path) -> Path:

@@ -1,19 +1,20 @@
-"""What the server sees of the private faces under each defence, as attack targets with their ground truth.
+"""What the server holds of the private faces under each defence, as attack targets with their ground truth.
 
     none             the private images themselves
     ppfr_fd          the masked channels of each image
-    mixup (k)        pixel MixUp of k private images
-    hybrid_fixed (k) MixUp of k masked channel sets
-    hybrid_adaptive  MixUp of k masked channel sets, k drawn from the run's k histogram
+    mixup (k)        the pixel MixUps of k private images the client sent
+    hybrid_fixed (k) the MixUps of k masked channel sets the client sent
+    hybrid_adaptive  the same, with the k the strategy chose for each window
 
-A mixed target is built around one face, its dominant component: the defence's own `masking.mixup.mixup` draws
-k - 1 partners (from the whole private set) and Dirichlet weights, and the largest weight goes to that face.
-The weights are exchangeable, so this is exactly the defence's distribution of mixtures given which face
-dominates; it lets a small budget of targets cover many people. The dominant face is the original a target is
-scored against, and its identity is the target's label. Everything is deterministic per seed.
+Mixed targets are exactly what was sent: the client's record of every window it answered (`RunData.sent`) and
+its seed regenerate each mixture's partners and weights (`masking.windows`), and the targets are picked among
+them, round-robin over the people of their dominant (largest-weight) face, which is the original a target is
+scored against and whose identity is its label. `sent_appearances` counts, per private face, how many of the
+samples sent held it: de-mixing attacks exploit that reuse, and the report states it.
 
-The same function makes the attacker's simulation of the view from public faces (`simulate_server_view`), so the
-pairs an attack trains on and the targets it is judged on come from one definition of the defence.
+The attacker's simulation of the view from public faces (`simulate_server_view`) mixes with the same
+`masking.mixup.mixup`, the dominant face first, so the pairs an attack trains on and the targets it is judged on
+come from one definition of the defence.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from typing import Any
 import torch
 
 from common.errors import InputError
-from evaluation.run_data import RunData
+from evaluation.run_data import RunData, SentRecord
 from masking.mixup import mixup
 from masking.ppfr import ChannelSelection
 from masking.render import render_server_view
+from masking.windows import window_mixtures
 from trainers.defenses import defense_named
 
 
@@ -164,8 +166,71 @@ def balanced_rows(labels: torch.Tensor, count: int, generator: torch.Generator) 
     return torch.tensor(picked[:count], dtype=torch.long)
 
 
+@dataclass(frozen=True)
+class SentSamples:
+    """Every training sample the client sent: partners [M, k_max] as positions in the run's private rows and
+    weights [M, k_max] (zero where a sample mixes fewer than k_max faces)."""
+
+    partners: torch.Tensor
+    weights: torch.Tensor
+
+    @property
+    def dominant(self) -> torch.Tensor:
+        """[M] the private row with the largest weight in each sample."""
+        return self.partners.gather(1, self.weights.argmax(dim=1, keepdim=True)).squeeze(1)
+
+    def mix(self, rows: torch.Tensor, chosen: torch.Tensor) -> torch.Tensor:
+        """The chosen samples rebuilt from `rows` (private rows, as images in [0, 1] or masked channels)."""
+        return torch.einsum("bk,bk...->b...", self.weights[chosen].to(rows.dtype), rows[self.partners[chosen]])
+
+
+def sent_samples(run: RunData) -> SentSamples:
+    """The partners and weights of every sample of every window in the client's record, regenerated from its seed.
+    The draws do not depend on the rows' values, so a one-number placeholder per row stands in for the faces."""
+    record = _sent_record(run)
+    labels = run.private.labels[record.train_rows]
+    placeholder = torch.zeros(len(record.train_rows), 1)
+    partners, weights = [], []
+    for request in record.windows:
+        for batch in window_mixtures(placeholder, labels, record.plan, record.secret_seed, request):
+            partners.append(record.train_rows[batch.partners])
+            weights.append(batch.weights.float())
+    if not partners:
+        raise InputError(f"{run.run_dir}: the client's record lists no window sent; was the run trained?")
+    width = max(p.shape[1] for p in partners)
+    pad = [width - p.shape[1] for p in partners]
+    return SentSamples(
+        partners=torch.cat([torch.nn.functional.pad(p, (0, n)) for p, n in zip(partners, pad)]),
+        weights=torch.cat([torch.nn.functional.pad(w, (0, n)) for w, n in zip(weights, pad)]),
+    )
+
+
+def _sent_record(run: RunData) -> SentRecord:
+    if run.sent is None:
+        raise InputError(f"{run.run_dir} has no client record (RUN/client): the server's view cannot be regenerated")
+    return run.sent
+
+
+def sent_appearances(run: RunData, samples: SentSamples) -> dict[str, Any]:
+    """How many samples sent held each private face, summarised for the report."""
+    held = samples.weights > 0
+    counts = torch.bincount(samples.partners[held], minlength=len(run.private.labels))[_sent_record(run).train_rows]
+    return {
+        "windows_sent": len(_sent_record(run).windows),
+        "samples_sent": len(samples.partners),
+        "faces_per_sample": sorted({int(n) for n in held.sum(dim=1).tolist()}),
+        "appearances_per_training_face": {
+            "min": int(counts.min()),
+            "median": float(counts.float().median()),
+            "mean": float(counts.float().mean()),
+            "max": int(counts.max()),
+        },
+        "holdout_faces_sent_unmixed": _sent_record(run).holdout_rows_sent,
+    }
+
+
 def build_server_targets(run: RunData, defense: PublicDefenseConfig, count: int, seed: int) -> ServerTargets:
-    """`count` targets from the run's private set as the server sees them (see the module docstring)."""
+    """`count` targets from the run's private set as the server held them (see the module docstring)."""
     rows = run.masked if defense.masked else run.private.images
     if rows is None:
         raise InputError(
@@ -173,11 +238,20 @@ def build_server_targets(run: RunData, defense: PublicDefenseConfig, count: int,
         )
     generator = torch.Generator().manual_seed(seed)
     labels = run.private.labels
-    chosen = balanced_rows(labels, count, generator)
-    ks = torch.ones(len(rows), dtype=torch.long)
-    ks[chosen] = defense.draw_ks(len(chosen), generator)
-    mixed = mix_rows(rows, labels, ks, defense.concentration, generator)
-    return ServerTargets(inputs=mixed[chosen], labels=labels[chosen], original_indices=chosen, ks=ks[chosen])
+    if not defense.mixes:
+        chosen = balanced_rows(labels, count, generator)
+        return ServerTargets(
+            inputs=rows[chosen], labels=labels[chosen], original_indices=chosen, ks=torch.ones_like(chosen)
+        )
+    samples = sent_samples(run)
+    dominant = samples.dominant
+    picked = balanced_rows(labels[dominant], count, generator)
+    return ServerTargets(
+        inputs=samples.mix(rows, picked),
+        labels=labels[dominant[picked]],
+        original_indices=dominant[picked],
+        ks=(samples.weights[picked] > 0).sum(dim=1),
+    )
 
 
 def simulate_server_view(

@@ -32,7 +32,8 @@ from rl_env.strategies import StrategyConfig
 from trainers.config import TrainConfig
 from trainers.k_source import WindowReport
 from trainers.local_ray import start_ray
-from trainers.run import METRICS_FILE, SUMMARY_FILE, inspect_dataset, plan_epoch, train
+from trainers.run import METRICS_FILE, SUMMARY_FILE, plan_epoch, train
+from trainers.window_source import WindowSource
 
 STRATEGY_DIR = "strategy"
 WINDOW_LOG = "windows.jsonl"
@@ -89,7 +90,7 @@ def epochs_already_done(run_dir: Path) -> int:
 
 
 def train_adaptive(
-    data_dir: str | Path,
+    client: WindowSource,
     run_dir: str | Path,
     config: TrainConfig,
     strategy: StrategyConfig,
@@ -109,17 +110,17 @@ def train_adaptive(
     adaptive.validate(config.optim.batch_size)
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    plan = plan_epoch(config, inspect_dataset(data_dir))
+    plan = plan_epoch(config, client.offer().train_rows)
     start_ray()
 
     name = mailbox_name_for(run_dir)
     _remove_stale_mailbox(name)
-    first_window = epochs_already_done(run_dir) * plan["windows_per_epoch"]
+    first_window = epochs_already_done(run_dir) * plan.windows_per_epoch
     mailbox = create_mailbox(name, config.scale.workers, first_window=first_window)
     env_config = adaptive.environment(
         batch_size=config.optim.batch_size,
         window_batches=config.window_batches,
-        windows_per_episode=plan["windows_per_epoch"],
+        windows_per_episode=plan.windows_per_epoch,
         link=MailboxLinkConfig(mailbox_name=name, timeout_s=adaptive.timeout_s),
         window_log_path=str(run_dir / WINDOW_LOG),
     )
@@ -128,7 +129,7 @@ def train_adaptive(
     def run_learner() -> None:
         try:
             outcome["summary"] = train(
-                data_dir,
+                client,
                 run_dir,
                 config,
                 k_source=MailboxKSource(name, adaptive.timeout_s),
@@ -203,7 +204,7 @@ def _drive_strategy(run_dir: Path, strategy: StrategyConfig, adaptive: AdaptiveC
             algo.restore_from_path(str(run_dir / STRATEGY_DIR))
             print(f"restored the {strategy.algorithm} strategy from {run_dir / STRATEGY_DIR}", flush=True)
         policy = ActingPolicy(algo, strategy.seed)
-        checkpoint = _checkpoint_each_epoch(algo, run_dir / STRATEGY_DIR, plan["windows_per_epoch"])
+        checkpoint = _checkpoint_each_epoch(algo, run_dir / STRATEGY_DIR, plan.windows_per_epoch)
         background = BackgroundLearner(algo, policy, after_update=checkpoint)
         link = RemoteLearnerLink(mailbox, adaptive.timeout_s)
         driver = OneWindowAhead(link, policy, background, env_config, adaptive.update_every_windows)

@@ -15,15 +15,18 @@ from evaluation.attacks.base import AttackContext
 from evaluation.attacks.knowledge import attacker_masker, gram_invariants
 from evaluation.budgets import PRESETS, load_budgets
 from evaluation.run_attacks import KNOWN_KEY_MISSING, parse_attack_names, plan_attacks
-from evaluation.run_data import LabelledImages, RunData
+from evaluation.run_data import LabelledImages, RunData, SentRecord
 from evaluation.server_view import (
     PublicDefenseConfig,
     build_server_targets,
     mix_rows,
+    sent_appearances,
+    sent_samples,
     server_renderings,
     simulate_server_view,
 )
 from masking.masker import FrequencyMasker
+from masking.windows import WindowPlan, WindowRequest, window_mixtures
 from pipelines.cli.main import main
 from tests.masking_faces import smooth_images
 
@@ -39,9 +42,24 @@ def faces(identities: int = 4, per_identity: int = 5, channels: int = 1, seed: i
     )
 
 
-def fake_run(defense: str, summary: dict | None = None, masker: FrequencyMasker | None = None) -> RunData:
+SENT_PLAN = WindowPlan(batch_size=10, window_batches=1, batches_per_epoch=1, workers=2)
+
+
+def sent_record(ks_by_epoch: list[int]) -> SentRecord:
+    """A client record: every private row trained on, two workers, one window an epoch mixed with that epoch's k."""
+    windows = tuple(WindowRequest(epoch, 0, rank, k) for epoch, k in enumerate(ks_by_epoch) for rank in range(2))
+    return SentRecord(plan=SENT_PLAN, secret_seed=1234, windows=windows, train_rows=torch.arange(20))
+
+
+def fake_run(
+    defense: str,
+    summary: dict | None = None,
+    masker: FrequencyMasker | None = None,
+    sent: SentRecord | None = None,
+) -> RunData:
     """A run without a model: what the server-view functions read."""
     private = faces()
+    k = (summary or {}).get("k", 1)
     return RunData(
         run_dir=Path("run"),
         model=None,  # type: ignore[arg-type]
@@ -53,6 +71,7 @@ def fake_run(defense: str, summary: dict | None = None, masker: FrequencyMasker 
         private=private,
         masked=masker.mask(private.images).contiguous() if masker is not None else None,
         public=faces(seed=1),
+        sent=sent or sent_record([k, k, k]),
     )
 
 
@@ -92,13 +111,45 @@ def test_unmixed_targets_are_the_private_rows_themselves() -> None:
     assert torch.equal(pixel_targets.inputs, pixel_run.private.images[pixel_targets.original_indices])
 
 
-def test_adaptive_targets_draw_k_from_the_run_histogram() -> None:
+def test_adaptive_targets_carry_the_k_each_sent_window_was_mixed_with() -> None:
     masker = client_masker()
-    run = fake_run("hybrid_adaptive", {"k_histogram": {"2": 30, "5": 10}}, masker=masker)
+    run = fake_run("hybrid_adaptive", {"k_histogram": {"2": 6, "5": 2}}, masker=masker, sent=sent_record([2, 2, 2, 5]))
     targets = build_server_targets(run, PublicDefenseConfig.from_run(run), count=20, seed=0)
-    assert set(targets.ks.tolist()) <= {2, 5} and (targets.ks == 2).sum() > (targets.ks == 5).sum()
+    assert set(targets.ks.tolist()) == {2, 5}
     with pytest.raises(InputError, match="k_histogram"):
         PublicDefenseConfig.from_run(fake_run("hybrid_adaptive", masker=masker))
+
+
+@pytest.mark.parametrize("defense", ["mixup", "hybrid_fixed"])
+def test_mixed_targets_are_samples_the_client_sent_and_their_label_is_the_dominant_face(defense) -> None:
+    masker = client_masker() if defense == "hybrid_fixed" else None
+    run = fake_run(defense, {"k": 3}, masker=masker)
+    targets = build_server_targets(run, PublicDefenseConfig.from_run(run), count=8, seed=0)
+    rows = run.masked if masker is not None else run.private.images
+    sent = [
+        batch
+        for request in run.sent.windows
+        for batch in window_mixtures(rows, run.private.labels, SENT_PLAN, run.sent.secret_seed, request)
+    ]
+    sent_inputs = torch.cat([batch.mixed for batch in sent]).flatten(1)
+    nearest = (
+        torch.cdist(targets.inputs.flatten(1), sent_inputs, compute_mode="donot_use_mm_for_euclid_dist")
+        .min(dim=1)
+        .values
+    )
+    assert (nearest < 1e-4).all(), "a target that the client never sent"
+    dominant = torch.cat([b.partners.gather(1, b.weights.argmax(1, keepdim=True)) for b in sent]).flatten()
+    assert set(targets.original_indices.tolist()) <= set(dominant.tolist())
+    assert torch.equal(targets.labels, run.private.labels[targets.original_indices])
+
+
+def test_the_report_counts_how_many_sent_samples_held_each_face() -> None:
+    run = fake_run("hybrid_fixed", {"k": 3}, masker=client_masker())
+    summary = sent_appearances(run, sent_samples(run))
+    reuse = summary["appearances_per_training_face"]
+    assert summary["samples_sent"] == 60 and summary["windows_sent"] == 6 and summary["faces_per_sample"] == [3]
+    assert reuse["mean"] == pytest.approx(3 * 60 / 20)  # every sample holds 3 of the 20 faces
+    assert reuse["min"] >= 3, "each epoch sends every face at least once, as its own sample's first face"
 
 
 def test_renderings_are_the_image_the_mixed_image_or_the_keyless_server_view() -> None:

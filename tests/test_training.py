@@ -152,4 +152,4 @@ def test_defense_and_data_representation_must_match(
 def test_a_batch_larger_than_the_data_is_refused(synthetic_faces: Path) -> None:
     config = load_config(TrainConfig, None, ["optim.batch_size=512"])
     with pytest.raises(InputError, match="cannot give each of 2 workers one batch"):
-        plan_epoch(config, inspect_dataset(synthetic_faces))
+        plan_epoch(config, inspect_dataset(synthetic_faces).num_train_rows)

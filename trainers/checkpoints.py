@@ -7,7 +7,6 @@ only the public masking settings (ratio, kept channels, normalisation statistics
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,8 @@ import torch
 
 from trainers.config import TrainConfig
 from trainers.config_io import from_dict, to_dict
-from trainers.dataset_info import DatasetInfo
 from trainers.model import FaceModel, build_face_model
+from trainers.window_source import ClientOffer
 
 STATE_FILE = "state.pt"
 MODEL_FILE = "model.pt"
@@ -30,9 +29,10 @@ def load_state(directory: str | Path, device: torch.device | str = "cpu") -> dic
     return torch.load(Path(directory) / STATE_FILE, map_location=device, weights_only=True)
 
 
-def export_model(state: dict[str, Any], config: TrainConfig, info: DatasetInfo, path: str | Path) -> None:
-    """The trained model with what is needed to rebuild it (no optimiser state, no private data, no key)."""
-    info_fields = {f.name: getattr(info, f.name) for f in dataclasses.fields(info) if f.name != "manifest"}
+def export_model(state: dict[str, Any], config: TrainConfig, offer: ClientOffer, path: str | Path) -> None:
+    """The trained model with what is needed to rebuild it: the client's public offer (shapes and counts), no
+    optimiser state, no private data, no path, no key."""
+    info_fields = {name: value for name, value in vars(offer).items() if name != "masking"}
     torch.save(
         {
             "model": state["model"],
@@ -49,7 +49,7 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> tuple[Fa
     """Rebuild an exported FaceModel in eval mode, and return it with its saved metadata."""
     saved = torch.load(path, map_location=device, weights_only=True)
     config = from_dict(TrainConfig, saved["config"])
-    info = DatasetInfo(**saved["dataset"])
+    info = ClientOffer(**saved["dataset"])
     model = build_face_model(config, info)
     model.load_state_dict(saved["model"])
     return model.to(device).eval(), saved

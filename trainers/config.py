@@ -44,10 +44,9 @@ class OptimConfig:
 class ScaleConfig:
     workers: int = 2
     use_gpu: bool = False
-    cpus_per_worker: float | None = None  # None: share the CPUs left after Ray Data's reserve
-    data_cpus: float = 1.0  # CPUs kept free for Ray Data: its file-listing task needs one whole CPU
+    cpus_per_worker: float | None = None  # None: share the CPUs left after the client's reserve
+    data_cpus: float = 1.0  # CPUs kept free for the client actor, which masks and mixes every window
     max_failures: int = 1
-    materialize_below_mb: float = 512.0  # a private split smaller than this on disk is read once, not every epoch
 
 
 @dataclass

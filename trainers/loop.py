@@ -1,8 +1,13 @@
-"""The per-worker Ray Train loop: windows of W batches, each mixed with the k its KSource gives.
+"""The per-worker Ray Train loop: windows of W batches, each asked of the client with the k its KSource gives.
 
-Each epoch ends with a verification pass on rank 0 and one `ray.train.report` carrying the epoch's metrics, the
-whole metrics history so far, and (from rank 0) a checkpoint. A restarted worker group resumes from that
-checkpoint, so an epoch is either fully recorded or redone from its start, never half-counted.
+A worker's only data path is its `WindowSource` (the client): it asks for window (epoch, window, rank, k) and
+trains on what comes back, already mixed. Each epoch ends with a verification pass on rank 0 and one
+`ray.train.report` carrying the epoch's metrics, the whole metrics history so far, and (from rank 0) a
+checkpoint. A restarted worker group resumes from that checkpoint and asks for the same windows again, which the
+client answers identically (seeded), so an epoch is either fully recorded or redone from its start.
+
+The worker receives one frozen `WorkerConfig`; `setup_worker`, `train_window` and `end_epoch` are its steps,
+callable from tests.
 """
 
 from __future__ import annotations
@@ -11,96 +16,91 @@ import logging
 import tempfile
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 import ray.train
 import ray.train.torch
 import ray.util
 import torch
 import torch.distributed as dist
 
-from masking.mixup import mixup
-from trainers.batches import batch_to_input, flipped_input
+from masking.windows import WindowPlan, WindowRequest
 from trainers.checkpoints import load_state, save_state
 from trainers.config import TrainConfig
-from trainers.config_io import from_dict
-from trainers.dataset_info import DatasetInfo
 from trainers.k_source import KSource, WindowReport
 from trainers.model import FaceModel, build_face_model
 from trainers.progress import PROGRESS_EVERY_S, StepProgress
-from trainers.schema import PAIRS_NAME, read_split
 from trainers.verification import pair_scores, verify
+from trainers.window_source import ClientOffer, SentBatch, VerificationSet, WindowSource
 
 
 @dataclass(frozen=True)
-class LoopPlan:
-    """Sizes the driver fixes before training, so every worker walks the same windows."""
+class WorkerConfig:
+    """Everything a Train worker is handed, typed and fixed by the driver before training."""
 
-    batches_per_epoch: int
-    windows_per_epoch: int
-
-    def window_batches(self, window: int, window_size: int) -> int:
-        return min(window_size, self.batches_per_epoch - window * window_size)
-
-
-def _load_holdout(info: DatasetInfo, modulo: int, limit: int) -> dict[str, Any]:
-    """Held-out private images (image_id % modulo == 0): clean, never-trained-on data for the validation signal."""
-    table = read_split(info.data_dir, "private")
-    keep = np.flatnonzero(table.column("image_id").to_numpy() % modulo == 0)[:limit]
-    return table.take(keep).to_pydict()
+    config: TrainConfig
+    offer: ClientOffer
+    plan: WindowPlan
+    k_source: KSource
+    window_source: WindowSource
+    torch_threads: int
+    progress_every_s: float = PROGRESS_EVERY_S  # 0: no step lines (--quiet)
 
 
-def _load_verification(info: DatasetInfo) -> tuple[dict[str, Any], np.ndarray, np.ndarray, np.ndarray]:
-    table = read_split(info.data_dir, "verify").to_pydict()
-    pairs = pq.read_table(f"{info.data_dir}/{PAIRS_NAME}").to_pydict()
-    row_of = {image_id: row for row, image_id in enumerate(table["image_id"])}
-    left = np.array([row_of[i] for i in pairs["left_image_id"]])
-    right = np.array([row_of[i] for i in pairs["right_image_id"]])
-    return table, left, right, np.array(pairs["is_same"], dtype=bool)
+@dataclass
+class WorkerState:
+    """A worker's model, optimiser and progress; `history` holds every finished epoch's metrics."""
+
+    model: torch.nn.Module  # as prepared by Ray Train (DDP-wrapped with more than one worker)
+    inner: FaceModel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    device: torch.device
+    rank: int
+    world: int
+    progress: StepProgress = field(default_factory=lambda: StepProgress(0, every_s=0.0))  # step lines on rank 0
+    start_epoch: int = 0
+    resumed: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+    holdout: SentBatch | None = None
+    verification: VerificationSet | None = None
+    worker_placement_group: str | None = None
 
 
-def _slice(batch: dict[str, Any], start: int, stop: int) -> dict[str, Any]:
-    return {name: values[start:stop] for name, values in batch.items()}
+def _to_input(inputs: torch.Tensor) -> torch.Tensor:
+    return inputs.float().contiguous(memory_format=torch.channels_last)
 
 
 @torch.no_grad()
-def embed_rows(
-    backbone: torch.nn.Module, rows: dict[str, Any], representation: str, device: torch.device
+def embed_inputs(
+    backbone: torch.nn.Module, inputs: torch.Tensor, mirrored: torch.Tensor | None, device: torch.device
 ) -> np.ndarray:
-    """Flip-fused embeddings (where a mirrored input exists) of shard rows, in batches."""
+    """Flip-fused embeddings (where a mirrored input exists) of model inputs, in batches."""
     backbone.eval()
     chunks = []
-    for start in range(0, len(rows["image_id"]), 256):
-        chunk = _slice(rows, start, start + 256)
-        embedding = backbone(batch_to_input(chunk, representation).to(device)).float()
-        mirrored = flipped_input(chunk, representation)
+    for start in range(0, len(inputs), 256):
+        embedding = backbone(_to_input(inputs[start : start + 256]).to(device)).float()
         if mirrored is not None:
-            embedding = embedding + backbone(mirrored.to(device)).float()
+            embedding = embedding + backbone(_to_input(mirrored[start : start + 256]).to(device)).float()
         chunks.append(embedding.cpu().numpy())
     return np.concatenate(chunks)
 
 
 @torch.no_grad()
-def _clean_loss(
-    model: FaceModel, holdout: dict[str, Any], representation: str, batch_size: int, batches: int, device: torch.device
-) -> float:
+def _clean_loss(model: FaceModel, holdout: SentBatch, batch_size: int, device: torch.device) -> float:
     model.eval()
-    losses = []
-    for start in range(0, min(len(holdout["image_id"]), batch_size * batches), batch_size):
-        chunk = _slice(holdout, start, start + batch_size)
-        labels = torch.as_tensor(np.asarray(chunk["label"]), dtype=torch.long, device=device)[:, None]
-        losses.append(
-            float(
-                model(
-                    batch_to_input(chunk, representation).to(device),
-                    labels,
-                    torch.ones_like(labels, dtype=torch.float32),
-                )
+    losses = [
+        float(
+            model(
+                _to_input(holdout.inputs[start : start + batch_size]).to(device),
+                holdout.labels[start : start + batch_size].to(device),
+                holdout.weights[start : start + batch_size].to(device),
             )
         )
+        for start in range(0, len(holdout.inputs), batch_size)
+    ]
     model.train()
     return float(np.mean(losses))
 
@@ -113,21 +113,11 @@ def build_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.
 
 
 def train_step(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    batch: dict[str, Any],
-    representation: str,
-    k: int,
-    concentration: float,
-    generator: torch.Generator,
-    device: torch.device,
+    model: torch.nn.Module, optimizer: torch.optim.Optimizer, batch: SentBatch, device: torch.device
 ) -> float:
-    """One optimiser step on one shard batch: decode, mix k images per sample, mixed-label margin loss."""
-    inputs = batch_to_input(batch, representation)
-    labels = torch.from_numpy(np.array(batch["label"], dtype=np.int64))
-    mixed = mixup(inputs, labels, k, concentration, generator)
+    """One optimiser step on one batch as the client sent it: mixed-label margin loss over its k labels."""
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-        loss = model(mixed.mixed.to(device), mixed.labels.to(device), mixed.weights.to(device))
+        loss = model(_to_input(batch.inputs).to(device), batch.labels.to(device), batch.weights.to(device))
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -152,157 +142,159 @@ def _quiet_report_lines() -> None:
     logging.getLogger(train_context.__file__).setLevel(logging.WARNING)
 
 
-def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    config = from_dict(TrainConfig, loop_config["config"])
-    info = DatasetInfo(**loop_config["dataset"])
-    plan = LoopPlan(**loop_config["plan"])
-    k_source: KSource = loop_config["k_source"]
-    public_masking = loop_config["public_masking"]
-
-    _quiet_report_lines()
+def setup_worker(worker: WorkerConfig) -> WorkerState:
+    """Model, optimiser and schedule, restored from the latest checkpoint when there is one; the client's
+    verification faces on rank 0 and held-out faces where the k source wants a clean validation signal."""
+    config = worker.config
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
-    torch.set_num_threads(loop_config["torch_threads"])
+    torch.set_num_threads(worker.torch_threads)
     torch.manual_seed(config.seed * 1000 + rank)
     device = ray.train.torch.get_device()
-
-    model = build_face_model(config, info)
+    model = build_face_model(config, worker.offer)
     optimizer = build_optimizer(config, model)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.optim.epochs)
     start_epoch, history = 0, []
     checkpoint = ray.train.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            state = load_state(directory)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        start_epoch, history = state["epoch"], list(state["history"])
+            saved = load_state(directory)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        start_epoch, history = saved["epoch"], list(saved["history"])
         if rank == 0:
             print(f"resuming from the checkpoint of epoch {start_epoch}", flush=True)
     # Parameters in the inputs' channels_last layout, so DDP's gradient buckets match without copies. DDP still
     # warns for 1x1 convolution weights, whose strides differ from the bucket's only along size-1 dimensions.
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
     inner: FaceModel = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch's stubs omit it
-    wrapped = ray.train.torch.prepare_model(inner)  # moved to the device; wrapped in DDP when several workers train
-
+    prepared = ray.train.torch.prepare_model(inner)  # moved to the device; wrapped in DDP when several workers train
     # Recorded with every epoch: whoever must free the workers' CPUs after the run is killed from outside (a Tune
     # trial stopped early) finds the placement group here; Ray frees it only when the whole job ends.
-    current_group = ray.util.get_current_placement_group()
-    worker_placement_group = current_group.id.hex() if current_group is not None else None
-    mixing_generator = torch.Generator().manual_seed(config.seed * 7919 + rank)
-    holdout = _load_holdout(info, config.holdout_modulo, config.optim.batch_size * config.clean_validation_batches)
-    verification = _load_verification(info) if rank == 0 else None
-    shard = ray.train.get_dataset_shard("train")
-    total_windows = plan.windows_per_epoch * config.optim.epochs
-    every_s = loop_config.get("progress_every_s", PROGRESS_EVERY_S) if rank == 0 else 0.0
-    progress = StepProgress(
-        plan.batches_per_epoch * config.optim.epochs, plan.batches_per_epoch * start_epoch, every_s, label="  "
+    group = ray.util.get_current_placement_group()
+    wants_holdout = worker.k_source.wants_clean_validation
+    return WorkerState(
+        model=prepared,
+        inner=inner,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        device=device,
+        rank=rank,
+        world=world,
+        progress=StepProgress(
+            worker.plan.batches_per_epoch * config.optim.epochs,
+            worker.plan.batches_per_epoch * start_epoch,
+            worker.progress_every_s if rank == 0 else 0.0,
+            label="  ",
+        ),
+        start_epoch=start_epoch,
+        resumed=checkpoint is not None,
+        history=history,
+        holdout=worker.window_source.holdout(config.optim.batch_size * config.clean_validation_batches)
+        if wants_holdout
+        else None,
+        verification=worker.window_source.verification() if rank == 0 else None,
+        worker_placement_group=group.id.hex() if group is not None else None,
     )
 
-    for epoch in range(start_epoch, config.optim.epochs):
-        started = time.perf_counter()
-        wrapped.train()
-        batches = iter(
-            shard.iter_batches(
-                batch_size=config.optim.batch_size,
-                batch_format="numpy",
-                drop_last=True,
-                local_shuffle_buffer_size=max(4 * config.optim.batch_size, 256),
-                local_shuffle_seed=config.seed * 100003 + epoch * 101 + rank,
-            )
-        )
-        windows, epoch_losses, images_seen = [], [], 0
-        for window in range(plan.windows_per_epoch):
-            window_index = epoch * plan.windows_per_epoch + window
-            k = k_source.k_for_window(window_index)
-            losses = []
-            for _ in range(plan.window_batches(window, config.window_batches)):
-                batch = next(batches)
-                losses.append(
-                    train_step(
-                        wrapped,
-                        optimizer,
-                        batch,
-                        info.representation,
-                        k,
-                        config.defense.concentration,
-                        mixing_generator,
-                        device,
-                    )
-                )
-                images_seen += len(batch["label"])
-                progress.step(len(batch["label"]))
-            clean = (
-                _clean_loss(
-                    inner,
-                    holdout,
-                    info.representation,
-                    config.optim.batch_size,
-                    config.clean_validation_batches,
-                    device,
-                )
-                if k_source.wants_clean_validation
-                else None
-            )
-            report = WindowReport(
-                window_index, rank, k, float(np.mean(losses)), clean, (window_index + 1) / total_windows
-            )
-            k_source.report_window(report)
-            windows.append({"window": window_index, "k": k, "mixed_loss": report.mixed_loss, "clean_val_loss": clean})
-            epoch_losses.extend(losses)
-        for _ in batches:  # finish the epoch's stream so the next epoch starts a fresh one on every worker
-            pass
-        scheduler.step()
 
-        metrics: dict[str, Any] = {
-            "epoch": epoch + 1,
-            "train_loss": _mean_across_workers(float(np.mean(epoch_losses)), device),
-            "mean_k": float(np.mean([w["k"] for w in windows])),
-            "lr": scheduler.get_last_lr()[0],
-            "images_per_second": images_seen * world / (time.perf_counter() - started),
-            "windows": windows,
-            "worker_placement_group": worker_placement_group,
-        }
-        if (
-            rank == 0
-            and verification is not None
-            and ((epoch + 1) % config.validation_every == 0 or epoch + 1 == config.optim.epochs)
-        ):
-            rows, left, right, is_same = verification
-            result = verify(
-                pair_scores(embed_rows(inner.backbone, rows, info.representation, device), left, right), is_same
-            )
-            metrics.update(
-                {
-                    "verification_accuracy": result.accuracy,
-                    "tar_at_far_1e-3": result.tar_at_far,
-                    "verification_pairs": result.num_pairs,
-                }
-            )
-        if checkpoint is not None and epoch == start_epoch:
-            metrics["resumed_from_epoch"] = start_epoch  # this epoch began from a restored checkpoint
-        metrics["epoch_seconds"] = time.perf_counter() - started
-        history.append(metrics)
-        if rank == 0:
-            if progress.enabled:
-                _print_progress(metrics, config.optim.epochs)
-            with tempfile.TemporaryDirectory() as directory:
-                save_state(
-                    directory,
-                    {
-                        "model": inner.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(),
-                        "epoch": epoch + 1,
-                        "history": history,
-                        "public_masking": public_masking,
-                    },
-                )
-                ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
-        else:
-            ray.train.report(metrics)
-    k_source.finish()
+def train_window(worker: WorkerConfig, state: WorkerState, epoch: int, window: int) -> dict[str, Any]:
+    """Ask the client for one window with the k source's k, train on it, report it; returns its record."""
+    plan, config = worker.plan, worker.config
+    window_index = epoch * plan.windows_per_epoch + window
+    k = worker.k_source.k_for_window(window_index)
+    state.model.train()
+    batches = worker.window_source.window(WindowRequest(epoch, window, state.rank, k))
+    losses = []
+    for batch in batches:
+        losses.append(train_step(state.model, state.optimizer, batch, state.device))
+        state.progress.step(len(batch.inputs))
+    clean = (
+        _clean_loss(state.inner, state.holdout, config.optim.batch_size, state.device)
+        if state.holdout is not None
+        else None
+    )
+    total_windows = plan.windows_per_epoch * config.optim.epochs
+    report = WindowReport(
+        window_index, state.rank, k, float(np.mean(losses)), clean, (window_index + 1) / total_windows
+    )
+    worker.k_source.report_window(report)
+    return {
+        "window": window_index,
+        "k": k,
+        "mixed_loss": report.mixed_loss,
+        "clean_val_loss": clean,
+        "losses": losses,
+        "images": sum(len(batch.inputs) for batch in batches),
+    }
+
+
+def end_epoch(
+    worker: WorkerConfig, state: WorkerState, epoch: int, windows: list[dict[str, Any]], seconds: float
+) -> dict[str, Any]:
+    """The epoch's metrics (verification on rank 0 when due), appended to the history and reported to Ray
+    Train with a checkpoint from rank 0; returns the metrics."""
+    config = worker.config
+    state.scheduler.step()
+    losses = [loss for window in windows for loss in window["losses"]]
+    metrics: dict[str, Any] = {
+        "epoch": epoch + 1,
+        "train_loss": _mean_across_workers(float(np.mean(losses)), state.device),
+        "mean_k": float(np.mean([w["k"] for w in windows])),
+        "lr": state.scheduler.get_last_lr()[0],
+        "images_per_second": sum(w["images"] for w in windows) * state.world / seconds,
+        "windows": [{name: w[name] for name in ("window", "k", "mixed_loss", "clean_val_loss")} for w in windows],
+        "worker_placement_group": state.worker_placement_group,
+    }
+    due = (epoch + 1) % config.validation_every == 0 or epoch + 1 == config.optim.epochs
+    if state.verification is not None and due:
+        metrics.update(_verification_metrics(state.inner, state.verification, state.device))
+    if state.resumed and epoch == state.start_epoch:
+        metrics["resumed_from_epoch"] = state.start_epoch  # this epoch began from a restored checkpoint
+    metrics["epoch_seconds"] = seconds
+    state.history.append(metrics)
+    if state.rank != 0:
+        ray.train.report(metrics)
+        return metrics
+    if state.progress.enabled:
+        _print_progress(metrics, config.optim.epochs)
+    with tempfile.TemporaryDirectory() as directory:
+        save_state(
+            directory,
+            {
+                "model": state.inner.state_dict(),
+                "optimizer": state.optimizer.state_dict(),
+                "scheduler": state.scheduler.state_dict(),
+                "epoch": epoch + 1,
+                "history": state.history,
+                "public_masking": worker.offer.masking,
+            },
+        )
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(directory))
+    return metrics
+
+
+def _verification_metrics(model: FaceModel, faces: VerificationSet, device: torch.device) -> dict[str, Any]:
+    embeddings = embed_inputs(model.backbone, faces.inputs, faces.mirrored, device)
+    result = verify(pair_scores(embeddings, faces.left.numpy(), faces.right.numpy()), faces.is_same.numpy())
+    return {
+        "verification_accuracy": result.accuracy,
+        "tar_at_far_1e-3": result.tar_at_far,
+        "verification_pairs": result.num_pairs,
+    }
+
+
+def train_loop_per_worker(loop_config: dict[str, WorkerConfig]) -> None:
+    """Ray Train's entry point: `loop_config["worker"]` is the WorkerConfig."""
+    worker = loop_config["worker"]
+    _quiet_report_lines()
+    state = setup_worker(worker)
+    for epoch in range(state.start_epoch, worker.config.optim.epochs):
+        started = time.perf_counter()
+        windows = [train_window(worker, state, epoch, window) for window in range(worker.plan.windows_per_epoch)]
+        end_epoch(worker, state, epoch, windows, time.perf_counter() - started)
+    worker.k_source.finish()
 
 
 def _print_progress(metrics: dict[str, Any], epochs: int) -> None:

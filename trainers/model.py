@@ -1,4 +1,4 @@
-"""The trainable FR model (backbone + margin head) and how it is built from a config and a data folder."""
+"""The trainable FR model (backbone + margin head) and how it is built from a config and the client's offer."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from torch import nn
 
 from trainers.backbones import build_backbone
 from trainers.config import TrainConfig
-from trainers.dataset_info import DatasetInfo
 from trainers.heads import MarginHead, build_head, mixed_label_loss
+from trainers.window_source import ClientOffer
 
 
 class FaceModel(nn.Module):
@@ -23,7 +23,7 @@ class FaceModel(nn.Module):
         return mixed_label_loss(self.head, self.backbone(inputs), labels, weights)
 
 
-def build_face_model(config: TrainConfig, info: DatasetInfo) -> FaceModel:
+def build_face_model(config: TrainConfig, info: ClientOffer) -> FaceModel:
     model = config.model
     backbone = build_backbone(
         info.input_kind,

@@ -1,5 +1,8 @@
 """The driver side of a training run: checks, Ray Train set-up, live metrics, the exported model and summary.
 
+The data comes from the client through a `WindowSource` (offer, plan, windows); nothing here reads the client's
+files, and nothing written here names a person, a path of the client's or the key.
+
 RUN_DIR holds: config.yaml (the validated config), metrics.jsonl (one line per finished epoch, written live by a
 controller callback and rewritten from the final checkpoint's history), summary.json, model.pt, and ray/ (Ray
 Train's storage: checkpoints). Re-running into the same RUN_DIR resumes from the latest checkpoint.
@@ -12,25 +15,23 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import yaml
 
 from common.errors import InputError
 from common.files import atomic_write_json, atomic_write_text
+from masking.windows import WindowPlan
 from trainers.checkpoints import MODEL_FILE, export_model, load_state
 from trainers.config import TrainConfig
 from trainers.config_io import save_config, to_dict
-from trainers.dataset_info import DatasetInfo, inspect_dataset
 from trainers.k_source import FixedK, KSource
 from trainers.local_ray import start_ray
 from trainers.progress import PROGRESS_EVERY_S
-from trainers.schema import read_shard, split_dir
+from trainers.window_source import ClientOffer, WindowSource
 
 MIN_CPUS_PER_WORKER = 0.5  # below this, workers only take turns on the same cores
 CONFIG_FILE = "config.yaml"
@@ -52,39 +53,39 @@ class WorkerResources:
     torch_threads: int
 
 
-def check_representation(config: TrainConfig, info: DatasetInfo) -> None:
-    if config.uses_pixels and info.representation != "images":
+def check_representation(config: TrainConfig, representation: str, where: str) -> None:
+    """The defence trains on what the data holds: raw images for pixel defences, masked channels for the others."""
+    if config.uses_pixels and representation != "images":
         raise InputError(
-            f"defence {config.defense.name!r} trains on raw images, but {info.data_dir} holds masked data; "
+            f"defence {config.defense.name!r} trains on raw images, but {where} holds masked data; "
             "pass the prepared folder (from `hybridmask prepare` or `synth`)"
         )
-    if not config.uses_pixels and info.representation != "masked":
+    if not config.uses_pixels and representation != "masked":
         raise InputError(
-            f"defence {config.defense.name!r} trains on masked data, but {info.data_dir} holds raw images; "
+            f"defence {config.defense.name!r} trains on masked data, but {where} holds raw images; "
             "mask it first (`hybridmask mask DATA --key KEYFILE --out DIR`) or pass --key to `hybridmask train`"
         )
 
 
-def plan_epoch(config: TrainConfig, info: DatasetInfo) -> dict[str, int]:
+def plan_epoch(config: TrainConfig, train_rows: int) -> WindowPlan:
     """Batches and windows per epoch for each worker; an error if the data cannot fill one batch per worker."""
-    image_ids = np.concatenate(
-        [
-            read_shard(path, columns=["image_id"]).column("image_id").to_numpy()
-            for path in sorted(split_dir(info.data_dir, "private").glob("part-*.parquet"))
-        ]
-    )
-    train_rows = int(np.sum(image_ids % config.holdout_modulo != 0))
     batches = (train_rows // config.scale.workers) // config.optim.batch_size
     if batches == 0:
         raise InputError(
             f"{train_rows} training images cannot give each of {config.scale.workers} workers one batch of "
             f"{config.optim.batch_size}; lower optim.batch_size or --workers"
         )
-    return {"batches_per_epoch": batches, "windows_per_epoch": math.ceil(batches / config.window_batches)}
+    return WindowPlan(
+        batch_size=config.optim.batch_size,
+        window_batches=config.window_batches,
+        batches_per_epoch=batches,
+        workers=config.scale.workers,
+        concentration=config.defense.concentration,
+    )
 
 
 def resolve_resources(config: TrainConfig, cluster: dict[str, float]) -> WorkerResources:
-    """CPUs per worker that leave Ray Data its reserve; an error instead of a hang when the cluster is too small."""
+    """CPUs per worker that leave the client (the data) its reserve; an error instead of a hang when the cluster is too small."""
     scale = config.scale
     total_cpus = cluster.get("CPU", 0.0)
     if scale.use_gpu and cluster.get("GPU", 0.0) < scale.workers:
@@ -100,7 +101,7 @@ def resolve_resources(config: TrainConfig, cluster: dict[str, float]) -> WorkerR
     if cpus < MIN_CPUS_PER_WORKER or cpus_needed > total_cpus + 1e-9:
         raise InputError(
             f"--workers {scale.workers} needs {cpus_needed:g} CPUs (at least {MIN_CPUS_PER_WORKER:g} a worker, "
-            f"{scale.data_cpus:g} kept for Ray Data); the cluster has {total_cpus:g}. Use fewer workers or a larger cluster"
+            f"{scale.data_cpus:g} kept for the client); the cluster has {total_cpus:g}. Use fewer workers or a larger cluster"
         )
     return WorkerResources(cpus_per_worker=cpus, torch_threads=max(1, math.floor(cpus)))
 
@@ -127,26 +128,8 @@ def check_same_run(run_dir: Path, config: TrainConfig) -> None:
         )
 
 
-def split_bytes(info: DatasetInfo) -> int:
-    return sum(path.stat().st_size for path in split_dir(info.data_dir, "private").glob("part-*.parquet"))
-
-
-def _training_rows(info: DatasetInfo, modulo: int) -> pa.Table:
-    """The private split without its clean-validation holdout, read in one go (small data only)."""
-    table = pq.read_table(split_dir(info.data_dir, "private"))
-    return table.filter(pa.array(table.column("image_id").to_numpy() % modulo != 0))
-
-
-def _holdout_filter(modulo: int):
-    def drop_holdout(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        keep = batch["image_id"] % modulo != 0
-        return {name: column[keep] for name, column in batch.items()}
-
-    return drop_holdout
-
-
 def train(
-    data_dir: str | Path,
+    client: WindowSource,
     run_dir: str | Path,
     config: TrainConfig,
     k_source: KSource | None = None,
@@ -155,57 +138,42 @@ def train(
     write_summary: bool = True,
     quiet: bool = False,
 ) -> dict[str, Any]:
-    """Train one defence on a prepared or masked data folder; returns the summary (also in RUN_DIR/summary.json).
+    """Train one defence on what the client sends; returns the summary (also in RUN_DIR/summary.json).
 
     summary.json marks a finished run, so it is written once, whole; a caller that adds to the summary after
     training (the adaptive defence) passes write_summary=False and writes it itself."""
     import ray
-    import ray.data
     import ray.train
     from ray.train.torch import TorchTrainer
 
-    from trainers.loop import train_loop_per_worker
+    from trainers.loop import WorkerConfig, train_loop_per_worker
     from trainers.metrics_callback import MetricsFileCallback
 
     config.validate()
     # Ray Train re-routes worker print() through its logger, which echoes every progress line twice.
     os.environ.setdefault("RAY_TRAIN_ENABLE_PRINT_PATCH", "0")
-    info = inspect_dataset(data_dir)
-    check_representation(config, info)
-    plan = plan_epoch(config, info)
+    offer = client.offer()
+    check_representation(config, offer.representation, "the client's data")
+    plan = plan_epoch(config, offer.train_rows)
     run_dir = Path(run_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     check_same_run(run_dir, config)
     start_ray()
-    data_context = ray.data.DataContext.get_current()
-    data_context.enable_progress_bars = False  # epoch lines are the progress; bars and plans flood the logs
-    data_context.print_on_execution_start = False
     resources = resolve_resources(config, ray.cluster_resources())
     save_config(config, run_dir / CONFIG_FILE)
-    if k_source is None:
-        k_source = FixedK(config.defense.k if config.mixes else 1)
-
-    dataset: ray.data.Dataset
-    if split_bytes(info) <= config.scale.materialize_below_mb * 2**20:
-        # Small data: read once here into the object store; streaming would re-run the read pipeline every epoch,
-        # and Ray Data's read tasks cost seconds of start-up for a few megabytes.
-        dataset = ray.data.from_arrow(_training_rows(info, config.holdout_modulo))
-    else:
-        dataset = ray.data.read_parquet(str(split_dir(info.data_dir, "private")), num_cpus=0.25).map_batches(
-            _holdout_filter(config.holdout_modulo), batch_format="numpy", num_cpus=0.25
-        )
-    public_masking = {key: value for key, value in info.manifest.get("masking", {}).items()}
+    client.accept_plan(plan)
+    worker = WorkerConfig(
+        config=config,
+        offer=offer,
+        plan=plan,
+        k_source=k_source or FixedK(config.defense.k if config.mixes else 1),
+        window_source=client,
+        torch_threads=resources.torch_threads,
+        progress_every_s=0.0 if quiet else PROGRESS_EVERY_S,
+    )
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={
-            "config": to_dict(config),
-            "dataset": {name: value for name, value in asdict(info).items()},
-            "plan": plan,
-            "k_source": k_source,
-            "public_masking": public_masking,
-            "torch_threads": resources.torch_threads,
-            "progress_every_s": 0.0 if quiet else PROGRESS_EVERY_S,
-        },
+        train_loop_config={"worker": worker},
         scaling_config=ray.train.ScalingConfig(
             num_workers=config.scale.workers,
             use_gpu=config.scale.use_gpu,
@@ -222,7 +190,6 @@ def train(
             # Ray Train's own per-report INFO lines repeat every metric; the loop prints its own progress line.
             logging_config=ray.train.LoggingConfig(log_level="WARNING"),
         ),
-        datasets={"train": dataset},
     )
     started = time.perf_counter()
     result = trainer.fit()
@@ -230,9 +197,9 @@ def train(
         raise RuntimeError(f"training in {run_dir} ended without a checkpoint: {result.error}")
     with result.checkpoint.as_directory() as directory:
         state = load_state(directory)
-    export_model(state, config, info, run_dir / MODEL_FILE)
+    export_model(state, config, offer, run_dir / MODEL_FILE)
     write_metrics(run_dir / METRICS_FILE, state["history"])
-    summary = summarise(config, info, state["history"], plan, time.perf_counter() - started)
+    summary = summarise(config, offer, state["history"], plan, time.perf_counter() - started)
     summary.update(summary_extra or {})
     if write_summary:
         atomic_write_json(run_dir / SUMMARY_FILE, summary)
@@ -245,7 +212,7 @@ def write_metrics(path: Path, history: list[dict[str, Any]]) -> None:
 
 
 def summarise(
-    config: TrainConfig, info: DatasetInfo, history: list[dict[str, Any]], plan: dict[str, int], seconds: float
+    config: TrainConfig, offer: ClientOffer, history: list[dict[str, Any]], plan: WindowPlan, seconds: float
 ) -> dict[str, Any]:
     last_verified = next(epoch for epoch in reversed(history) if "verification_accuracy" in epoch)
     return {
@@ -255,12 +222,12 @@ def summarise(
         "verification_accuracy": last_verified["verification_accuracy"],
         "tar_at_far_1e-3": last_verified["tar_at_far_1e-3"],
         "verification_pairs": last_verified["verification_pairs"],
-        "train_images": plan["batches_per_epoch"] * config.optim.batch_size * config.scale.workers,
-        "identities": info.num_classes,
+        "train_images": plan.batches_per_epoch * config.optim.batch_size * config.scale.workers,
+        "identities": offer.num_classes,
         "workers": config.scale.workers,
         "backbone": config.model.backbone,
-        "representation": info.representation,
+        "representation": offer.representation,
         "mean_k": float(np.mean([epoch["mean_k"] for epoch in history])),
-        "synthetic_data": info.synthetic_data,
+        "synthetic_data": offer.synthetic_data,
         "wall_seconds_this_session": seconds,
     }

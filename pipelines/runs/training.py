@@ -1,5 +1,8 @@
-"""One training run from the CLI or a pipeline: mask prepared data when the defence needs it, then dispatch to
-the fixed-k trainer or the adaptive coupling. Everything here is checked before Ray starts."""
+"""One training run from the CLI or a pipeline: mask prepared data when the defence needs it, start the client
+on it, then dispatch to the fixed-k trainer or the adaptive coupling. Everything here is checked before Ray starts.
+
+This machine plays both roles: the client's files (RUN/masked, RUN/client) sit beside the server's in RUN, and a
+deployment keeps them on the data owner's side."""
 
 from __future__ import annotations
 
@@ -10,9 +13,12 @@ from typing import Any
 from common.errors import InputError
 from common.files import read_json
 from masking.keys import key_fingerprint
+from pipelines.client.face_client import ClientConfig, start_client
 from pipelines.client.masking_io import mask_dataset
 from pipelines.runs.experiment_config import ExperimentConfig
+from trainers.client_record import CLIENT_RECORD_DIR
 from trainers.dataset_info import inspect_dataset
+from trainers.local_ray import start_ray
 from trainers.run import METRICS_FILE, check_representation, check_same_run
 from trainers.schema import MANIFEST_NAME
 
@@ -47,7 +53,7 @@ def resolve_training_data(data_dir: Path, config: ExperimentConfig, key: bytes |
                 "pass --key KEYFILE to mask them first (the key stays on this machine), or pass a masked folder"
             )
         return masked_data_for(data_dir, key, config.masking.ratio, run_dir / MASKED_SUBDIR)
-    check_representation(config, info)
+    check_representation(config, info.representation, str(data_dir))
     return data_dir
 
 
@@ -71,15 +77,24 @@ def run_training(
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         training_data = resolve_training_data(Path(data_dir), config, key, run_dir)
-        if config.defense_row.adaptive:
-            from rl_env.coupling import train_adaptive
+        start_ray()
+        client = start_client(
+            ClientConfig(str(training_data), str(run_dir / CLIENT_RECORD_DIR), config.holdout_modulo)
+        )
+        try:
+            if config.defense_row.adaptive:
+                from rl_env.coupling import train_adaptive
 
-            return train_adaptive(
-                training_data, run_dir, config.train_config(), config.strategy, config.adaptive, storage_path, quiet
-            )
-        from trainers.run import train
+                return train_adaptive(
+                    client, run_dir, config.train_config(), config.strategy, config.adaptive, storage_path, quiet
+                )
+            from trainers.run import train
 
-        return train(training_data, run_dir, config.train_config(), storage_path=storage_path, quiet=quiet)
+            return train(client, run_dir, config.train_config(), storage_path=storage_path, quiet=quiet)
+        finally:
+            import ray
+
+            ray.kill(client.actor)
     except BaseException:
         if created and not (run_dir / METRICS_FILE).is_file():
             shutil.rmtree(run_dir, ignore_errors=True)

@@ -1,0 +1,144 @@
+"""The client: the data owner's side of training. It holds the faces (raw, or masked with its key), the names and
+a secret mixing seed, and answers the server's narrow requests (`trainers.window_source.WindowSource`).
+
+Mixing defences get mixtures made on demand with the k of each request (never pools made in advance for every
+k), `ppfr_fd` gets masked single faces, `none` raw faces. What leaves: model inputs, integer labels, MixUp
+weights, shapes and counts. What stays, in the client's record folder (RUN/client when one machine plays both
+roles): the client manifest (data folder, names by label, the secret seed, the plan) and `sent.jsonl`, one line
+per answered request, from which the evaluation regenerates exactly what the server held.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+import torch
+
+from common.errors import InputError
+from masking.windows import WindowPlan, WindowRequest, window_mixtures
+from trainers.batches import batch_to_input, flipped_input
+from trainers.client_record import CLIENT_MANIFEST, SENT_LOG, read_client_manifest
+from trainers.dataset_info import inspect_dataset
+from trainers.schema import PAIRS_NAME, read_split
+from trainers.window_source import ActorWindowSource, ClientOffer, SentBatch, VerificationSet
+
+CLIENT_RESOURCE = "client"  # the custom Ray resource of the data owner's node (pipelines/cluster/cluster.yaml)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    data_dir: str  # the client's prepared (pixel defences) or masked folder
+    record_dir: str  # where the client keeps its manifest and the log of what it sent
+    holdout_modulo: int  # private rows with image_id % holdout_modulo == 0 are held out, never trained on
+
+
+def _holdout_mask(image_ids: np.ndarray, modulo: int) -> np.ndarray:
+    return image_ids % modulo == 0
+
+
+class FaceClient:
+    """The client's state and its answers. Plain Python, so tests call it directly; `start_client` makes it an actor."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self._config = config
+        self._record_dir = Path(config.record_dir)
+        self._record_dir.mkdir(parents=True, exist_ok=True)
+        self._info = inspect_dataset(config.data_dir)
+        table = read_split(config.data_dir, "private").to_pydict()
+        held_out = _holdout_mask(np.asarray(table["image_id"]), config.holdout_modulo)
+        inputs = batch_to_input(table, self._info.representation)
+        labels = torch.as_tensor(np.asarray(table["label"], dtype=np.int64))
+        self._rows, self._labels = inputs[torch.from_numpy(~held_out)], labels[torch.from_numpy(~held_out)]
+        self._holdout_rows, self._holdout_labels = (
+            inputs[torch.from_numpy(held_out)],
+            labels[torch.from_numpy(held_out)],
+        )
+        names = dict(zip(table["label"], table["identity"]))
+        saved = read_client_manifest(self._record_dir)
+        self._secret_seed = int(saved.get("secret_seed", secrets.randbits(62)))
+        self._plan: WindowPlan | None = None
+        self._lock = threading.Lock()
+        self._manifest = {
+            "data_dir": self._info.data_dir,
+            "holdout_modulo": config.holdout_modulo,
+            "secret_seed": self._secret_seed,
+            "names_by_label": {str(label): names[label] for label in sorted(names)},
+        }
+        self._write_manifest()
+
+    def _write_manifest(self) -> None:
+        path = self._record_dir / CLIENT_MANIFEST
+        path.write_text(json.dumps(self._manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    def _log(self, record: dict[str, Any]) -> None:
+        with self._lock, (self._record_dir / SENT_LOG).open("a", encoding="utf-8") as log:
+            log.write(json.dumps(record) + "\n")
+
+    def offer(self) -> ClientOffer:
+        info = self._info
+        verify = read_split(info.data_dir, "verify", ["image_id"]).num_rows
+        pairs = pq.read_metadata(Path(info.data_dir) / PAIRS_NAME).num_rows
+        return ClientOffer(
+            representation=info.representation,
+            channels=info.channels,
+            size=info.size,
+            num_classes=info.num_classes,
+            train_rows=len(self._rows),
+            holdout_rows=len(self._holdout_rows),
+            verify_rows=verify,
+            verify_pairs=pairs,
+            synthetic_data=info.synthetic_data,
+            masking=dict(info.manifest.get("masking", {})),
+        )
+
+    def accept_plan(self, plan: WindowPlan) -> None:
+        """The server's batch sizes; every later window is cut by this plan."""
+        self._plan = plan
+        self._manifest["plan"] = asdict(plan)
+        self._write_manifest()
+
+    def window(self, request: WindowRequest) -> list[SentBatch]:
+        if self._plan is None:
+            raise RuntimeError("the server asked for a window before it sent its plan (accept_plan)")
+        if request.k < 1 or request.k > self._plan.batch_size:
+            raise InputError(f"k = {request.k} must be from 1 to the batch size {self._plan.batch_size}")
+        batches = window_mixtures(self._rows, self._labels, self._plan, self._secret_seed, request)
+        self._log({"sent": "window", **asdict(request)})
+        return [SentBatch(inputs=b.mixed, labels=b.labels, weights=b.weights) for b in batches]
+
+    def holdout(self, count: int) -> SentBatch:
+        """Clean, unmixed held-out faces: the adaptive defence's validation signal needs them (logged)."""
+        rows, labels = self._holdout_rows[:count], self._holdout_labels[:count]
+        self._log({"sent": "holdout", "rows": len(rows)})
+        return SentBatch(inputs=rows, labels=labels[:, None], weights=torch.ones(len(rows), 1))
+
+    def verification(self) -> VerificationSet:
+        """The verify split, unmixed (masked for masked defences): other identities than the training set."""
+        table = read_split(self._info.data_dir, "verify").to_pydict()
+        pairs = pq.read_table(Path(self._info.data_dir) / PAIRS_NAME).to_pydict()
+        position = {image_id: row for row, image_id in enumerate(table["image_id"])}
+        self._log({"sent": "verification", "rows": len(table["image_id"])})
+        return VerificationSet(
+            inputs=batch_to_input(table, self._info.representation),
+            mirrored=flipped_input(table, self._info.representation),
+            left=torch.tensor([position[i] for i in pairs["left_image_id"]]),
+            right=torch.tensor([position[i] for i in pairs["right_image_id"]]),
+            is_same=torch.tensor(pairs["is_same"], dtype=torch.bool),
+        )
+
+
+def start_client(config: ClientConfig) -> ActorWindowSource:
+    """The client as a Ray actor, on the node with the `client` resource when the cluster has one."""
+    import ray
+
+    options: dict[str, Any] = {"num_cpus": 0, "max_concurrency": 4}
+    if ray.cluster_resources().get(CLIENT_RESOURCE, 0) > 0:
+        options["resources"] = {CLIENT_RESOURCE: 0.01}
+    return ActorWindowSource(ray.remote(FaceClient).options(**options).remote(config))

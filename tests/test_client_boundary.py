@@ -1,0 +1,170 @@
+"""The client/server boundary: what a Train worker receives, and what the server side writes to disk."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from masking.windows import WindowPlan, WindowRequest, window_mixtures, window_row_indices
+from pipelines.client.face_client import ClientConfig, FaceClient
+from trainers.client_record import read_client_manifest, sent_windows
+from trainers.schema import read_split
+
+PLAN = WindowPlan(batch_size=16, window_batches=2, batches_per_epoch=5, workers=2)
+
+
+@pytest.fixture()
+def client(masked_synthetic_faces: Path, tmp_path: Path) -> FaceClient:
+    face_client = FaceClient(ClientConfig(str(masked_synthetic_faces), str(tmp_path / "client"), holdout_modulo=10))
+    face_client.accept_plan(PLAN)
+    return face_client
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_every_row_sent_for_a_mixing_defense_mixes_exactly_k_distinct_faces_on_the_simplex(client, k) -> None:
+    for window in range(PLAN.windows_per_epoch):
+        for batch in client.window(WindowRequest(epoch=0, window=window, rank=1, k=k)):
+            assert batch.labels.shape == batch.weights.shape == (PLAN.batch_size, k)
+            assert (batch.weights > 0).all(), "a zero weight would send fewer than k faces"
+            assert torch.allclose(batch.weights.sum(dim=1), torch.ones(PLAN.batch_size, dtype=batch.weights.dtype))
+            assert batch.inputs.shape[0] == PLAN.batch_size
+
+
+def test_the_mixtures_hold_k_distinct_training_rows_and_are_not_any_single_face(client) -> None:
+    rows, labels = client._rows, client._labels
+    request = WindowRequest(epoch=1, window=0, rank=0, k=3)
+    for mixed in window_mixtures(rows, labels, PLAN, client._secret_seed, request):
+        assert all(len(set(partners.tolist())) == 3 for partners in mixed.partners)
+        rebuilt = torch.einsum("bk,bk...->b...", mixed.weights, rows[mixed.partners])
+        torch.testing.assert_close(mixed.mixed, rebuilt, rtol=1e-5, atol=1e-5)
+        distance_to_nearest_face = (
+            torch.cdist(mixed.mixed.flatten(1), rows.flatten(1), compute_mode="donot_use_mm_for_euclid_dist")
+            .min(dim=1)
+            .values
+        )
+        assert (distance_to_nearest_face > 1e-3).all(), "a row identical to one face was sent unmixed"
+
+
+def test_a_replayed_window_is_identical_and_another_window_is_not(client) -> None:
+    request = WindowRequest(epoch=2, window=1, rank=0, k=2)
+    first, replay = client.window(request), client.window(request)
+    other = client.window(WindowRequest(epoch=2, window=1, rank=1, k=2))
+    for a, b in zip(first, replay):
+        assert torch.equal(a.inputs, b.inputs) and torch.equal(a.labels, b.labels) and torch.equal(a.weights, b.weights)
+    assert not torch.equal(first[0].inputs, other[0].inputs)
+
+
+def test_workers_of_one_epoch_get_disjoint_rows(client) -> None:
+    seen = [
+        set(indices.tolist())
+        for rank in range(PLAN.workers)
+        for window in range(PLAN.windows_per_epoch)
+        for indices in window_row_indices(
+            PLAN, len(client._rows), client._secret_seed, WindowRequest(0, window, rank, 2)
+        )
+    ]
+    union = set().union(*seen)
+    assert len(union) == sum(len(rows) for rows in seen) == PLAN.workers * PLAN.batches_per_epoch * PLAN.batch_size
+
+
+def test_what_is_sent_carries_no_names_and_the_client_keeps_them(client, masked_synthetic_faces, tmp_path) -> None:
+    offer = client.offer()
+    names = set(read_split(masked_synthetic_faces, "private", ["identity"]).column("identity").to_pylist())
+    assert str(masked_synthetic_faces) not in json.dumps(vars(offer), default=str)
+    assert not any(name in json.dumps(vars(offer), default=str) for name in names)
+    sent = client.window(WindowRequest(0, 0, 0, 2))[0]
+    assert sent.labels.dtype == torch.long and set(vars(sent)) == {"inputs", "labels", "weights"}
+    manifest = read_client_manifest(tmp_path / "client")
+    assert set(manifest["names_by_label"].values()) == names
+    assert sent_windows(tmp_path / "client") == [WindowRequest(0, 0, 0, 2)]
+
+
+def test_a_k_larger_than_the_batch_is_refused(client) -> None:
+    from common.errors import InputError
+
+    with pytest.raises(InputError, match="batch size"):
+        client.window(WindowRequest(0, 0, 0, PLAN.batch_size + 1))
+
+
+SERVER_SIDE_EXCLUDED = ("client",)  # RUN/client is the client's record, kept beside the run when one machine plays both
+
+
+def server_side_files(run_dir: Path) -> list[Path]:
+    return [
+        path
+        for path in run_dir.rglob("*")
+        if path.is_file() and path.relative_to(run_dir).parts[0] not in SERVER_SIDE_EXCLUDED
+    ]
+
+
+def private_secrets(data_dirs: list[Path], key: bytes) -> dict[str, bytes]:
+    """Everything that must not reach the server, as the bytes to search for."""
+    secrets_by_name = {f"key {form}": value for form, value in (("raw", key), ("hex", key.hex().encode()))}
+    for data_dir in data_dirs:
+        secrets_by_name[f"path {data_dir}"] = str(data_dir).encode()
+        for split in ("private", "verify"):
+            table = read_split(data_dir, split)
+            for name in set(table.column("identity").to_pylist()):
+                secrets_by_name[f"name {name}"] = name.encode()
+            if "source_path" in table.column_names:
+                for path in table.column("source_path").to_pylist():
+                    secrets_by_name[f"source path {path}"] = path.encode()
+    return secrets_by_name
+
+
+@pytest.fixture(scope="module")
+def mixing_run(ray_cluster, masked_synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from pipelines.runs.experiment_config import load_experiment
+    from pipelines.runs.training import run_training
+
+    run_dir = tmp_path_factory.mktemp("boundary") / "hybrid"
+    overrides = ["defense.name=hybrid_fixed", "defense.k=2", "optim.epochs=1", "scale.workers=2"]
+    config = load_experiment(None, [*overrides, "optim.batch_size=16", "model.embedding_size=32", "window_batches=2"])
+    run_training(masked_synthetic_faces, run_dir, config)
+    return run_dir
+
+
+def test_no_file_the_server_side_wrote_holds_a_name_a_client_path_or_the_key(
+    mixing_run: Path, synthetic_faces: Path, masked_synthetic_faces: Path, client_key: Path
+) -> None:
+    from pipelines.client.keyfile import read_key_file
+
+    forbidden = private_secrets([synthetic_faces, masked_synthetic_faces], read_key_file(client_key))
+    files = server_side_files(mixing_run)
+    assert {"model.pt", "summary.json", "config.yaml", "metrics.jsonl"} <= {path.name for path in files}
+    assert any(path.name == "state.pt" for path in files), "the Ray Train storage (checkpoints) must be searched too"
+    leaks = [
+        f"{path.relative_to(mixing_run)} holds {what}"
+        for path in files
+        for what, needle in forbidden.items()
+        if needle in path.read_bytes()
+    ]
+    assert not leaks, "\n".join(leaks[:20])
+    client_side = b"".join(path.read_bytes() for path in (mixing_run / "client").iterdir())
+    assert b"id_0000" in client_side, "the client's record keeps the names (the search above can find them)"
+
+
+def test_the_mixing_run_was_sent_only_windows_of_k_mixtures(mixing_run: Path) -> None:
+    from trainers.client_record import read_sent_log
+
+    sent = read_sent_log(mixing_run / "client")
+    kinds = {record["sent"] for record in sent}
+    assert kinds == {"window", "verification"}, "a fixed-k run asks for no unmixed held-out faces"
+    assert {record["k"] for record in sent if record["sent"] == "window"} == {2}
+    assert {record["rank"] for record in sent if record["sent"] == "window"} == {0, 1}
+
+
+def test_the_train_workers_have_no_data_path_but_the_client() -> None:
+    """The worker's modules read no shard and open no Ray dataset: the WindowSource is their only data."""
+    from tests.test_architecture import REPO_ROOT, imported_top_levels
+
+    forbidden = {"pyarrow", "pandas"}
+    for module in ("loop.py", "run.py", "window_source.py", "model.py", "checkpoints.py"):
+        path = REPO_ROOT / "trainers" / module
+        assert not imported_top_levels(path) & forbidden, f"trainers/{module} reads data files"
+        text = path.read_text(encoding="utf-8")
+        for reader in ("read_split", "read_parquet", "get_dataset_shard", "ray.data", "trainers.schema"):
+            assert reader not in text, f"trainers/{module} uses {reader}: a data path around the client"
