@@ -168,3 +168,54 @@ def test_the_train_workers_have_no_data_path_but_the_client() -> None:
         text = path.read_text(encoding="utf-8")
         for reader in ("read_split", "read_parquet", "get_dataset_shard", "ray.data", "trainers.schema"):
             assert reader not in text, f"trainers/{module} uses {reader}: a data path around the client"
+
+
+class RecordingK:
+    """A KSource that gives one k and keeps the window reports."""
+
+    wants_clean_validation = False
+
+    def __init__(self, k: int) -> None:
+        self.k, self.reports = k, []
+
+    def k_for_window(self, window_index: int) -> int:
+        return self.k
+
+    def report_window(self, report) -> None:
+        self.reports.append(report)
+
+    def finish(self) -> None:
+        return None
+
+
+def test_the_loop_steps_train_on_the_clients_window_and_report_the_epoch(client, monkeypatch) -> None:
+    """The worker's window and end-of-epoch steps, called without Ray Train, with the client in-process."""
+    import ray.train
+
+    from trainers.config import TrainConfig
+    from trainers.config_io import load_config
+    from trainers.loop import WorkerConfig, WorkerState, build_optimizer, end_epoch, train_window
+    from trainers.model import build_face_model
+
+    overrides = ["defense.name=hybrid_fixed", "defense.k=2", "optim.batch_size=16", "window_batches=2"]
+    config = load_config(TrainConfig, None, [*overrides, "model.embedding_size=32", "optim.epochs=2"])
+    offer, k_source = client.offer(), RecordingK(3)
+    worker = WorkerConfig(config, offer, PLAN, k_source, client, torch_threads=1)
+    model = build_face_model(config, offer)
+    optimizer = build_optimizer(config, model)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=2)
+    state = WorkerState(model, model, optimizer, scheduler, torch.device("cpu"), rank=1, world=2)
+    before = [p.detach().clone() for p in model.parameters()]
+
+    record = train_window(worker, state, epoch=1, window=2)
+    assert record["k"] == 3 and len(record["losses"]) == 1 and record["images"] == PLAN.batch_size  # the last window
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters())), "the step did not train"
+    assert [r.window_index for r in k_source.reports] == [PLAN.windows_per_epoch + 2]
+    assert sent_windows(client._record_dir) == [WindowRequest(1, 2, 1, 3)]
+
+    reported = []
+    monkeypatch.setattr(ray.train, "report", lambda metrics, **_: reported.append(metrics))
+    metrics = end_epoch(worker, state, epoch=1, windows=[record], seconds=2.0)
+    assert metrics["epoch"] == 2 and metrics["mean_k"] == 3 and metrics["images_per_second"] == PLAN.batch_size
+    assert reported == [metrics] and state.history == [metrics]
+    assert "verification_accuracy" not in metrics, "only rank 0 verifies"

@@ -135,10 +135,12 @@ class FaceClient:
 
 
 def start_client(config: ClientConfig) -> ActorWindowSource:
-    """The client as a Ray actor, on the node with the `client` resource when the cluster has one."""
+    """The client as a Ray actor, on the node with the `client` resource when the cluster has one. Its work counts
+    against `scale.data_cpus`, so it reserves no CPU; "DEFAULT" scheduling keeps it out of an enclosing placement
+    group (a Tune trial's), which has no `client` resource."""
     import ray
 
-    options: dict[str, Any] = {"num_cpus": 0, "max_concurrency": 4}
+    options: dict[str, Any] = {"num_cpus": 0, "max_concurrency": 4, "scheduling_strategy": "DEFAULT"}
     if ray.cluster_resources().get(CLIENT_RESOURCE, 0) > 0:
         options["resources"] = {CLIENT_RESOURCE: 0.01}
     return ActorWindowSource(ray.remote(FaceClient).options(**options).remote(config))
