@@ -134,7 +134,7 @@ def test_no_file_the_server_side_wrote_holds_a_name_a_client_path_or_the_key(
 
     forbidden = private_secrets([synthetic_faces, masked_synthetic_faces], read_key_file(client_key))
     files = server_side_files(mixing_run)
-    assert {"model.pt", "summary.json", "config.yaml", "metrics.jsonl"} <= {path.name for path in files}
+    assert {"model.pt", "summary.json", "config.yaml", "metrics.jsonl", "client_offer.json"} <= {p.name for p in files}
     assert any(path.name == "state.pt" for path in files), "the Ray Train storage (checkpoints) must be searched too"
     leaks = [
         f"{path.relative_to(mixing_run)} holds {what}"

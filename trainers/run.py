@@ -3,7 +3,8 @@
 The data comes from the client through a `WindowSource` (offer, plan, windows); nothing here reads the client's
 files, and nothing written here names a person, a path of the client's or the key.
 
-RUN_DIR holds: config.yaml (the validated config), metrics.jsonl (one line per finished epoch, written live by a
+RUN_DIR holds: config.yaml (the validated config), client_offer.json (the server's manifest of its data: the
+client's public settings and counts), metrics.jsonl (one line per finished epoch, written live by a
 controller callback and rewritten from the final checkpoint's history), summary.json, model.pt, and ray/ (Ray
 Train's storage: checkpoints). Re-running into the same RUN_DIR resumes from the latest checkpoint.
 """
@@ -37,6 +38,7 @@ MIN_CPUS_PER_WORKER = 0.5  # below this, workers only take turns on the same cor
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
+OFFER_FILE = "client_offer.json"  # the server's manifest of its data: what the client offered (shapes, counts)
 
 
 def ray_run_name(run_dir: Path, shared_storage: bool) -> str:
@@ -161,6 +163,7 @@ def train(
     start_ray()
     resources = resolve_resources(config, ray.cluster_resources())
     save_config(config, run_dir / CONFIG_FILE)
+    (run_dir / OFFER_FILE).write_text(json.dumps(vars(offer), indent=2), encoding="utf-8")
     client.accept_plan(plan)
     worker = WorkerConfig(
         config=config,

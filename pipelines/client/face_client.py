@@ -6,6 +6,9 @@ k), `ppfr_fd` gets masked single faces, `none` raw faces. What leaves: model inp
 weights, shapes and counts. What stays, in the client's record folder (RUN/client when one machine plays both
 roles): the client manifest (data folder, names by label, the secret seed, the plan) and `sent.jsonl`, one line
 per answered request, from which the evaluation regenerates exactly what the server held.
+
+The private split is decoded into memory once (the data sets here are thousands of faces, megabytes); a data
+set larger than one node's memory would need a client that reads its rows per window.
 """
 
 from __future__ import annotations
@@ -47,7 +50,6 @@ class FaceClient:
     """The client's state and its answers. Plain Python, so tests call it directly; `start_client` makes it an actor."""
 
     def __init__(self, config: ClientConfig) -> None:
-        self._config = config
         self._record_dir = Path(config.record_dir)
         self._record_dir.mkdir(parents=True, exist_ok=True)
         self._info = inspect_dataset(config.data_dir)
