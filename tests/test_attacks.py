@@ -27,7 +27,7 @@ from evaluation.server_view import PublicDefenseConfig, build_server_targets
 from pipelines.cli.main import main
 from pipelines.client.keyfile import read_key_file
 from pipelines.runs.experiment_config import load_experiment
-from trainers.run import train
+from pipelines.runs.training import run_training
 
 pytestmark = pytest.mark.slow
 
@@ -60,7 +60,7 @@ def evaluated(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str
         config = load_experiment(
             None, [f"defense.name={defense}", "scale.workers=1", "optim.epochs=5", "optim.batch_size=16"]
         )
-        train(folder, root / defense, config.train_config())
+        run_training(folder, root / defense, config)
         runs[defense] = root / defense
     assert main(["attack", str(runs["none"]), "--cache-dir", str(cache), "--quiet", *budget_flags()]) == 0
     assert (
