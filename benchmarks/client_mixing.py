@@ -82,7 +82,6 @@ def actor_rate(config: ClientConfig, plan: WindowPlan, k: int, rounds: int) -> f
 
     from pipelines.client.face_client import start_client
 
-    @ray.remote(num_cpus=0)
     class StandInWorker:
         def pull(self, source, rank: int, epoch: int) -> int:
             return sum(
@@ -93,7 +92,7 @@ def actor_rate(config: ClientConfig, plan: WindowPlan, k: int, rounds: int) -> f
 
     source = start_client(config)
     source.accept_plan(plan)
-    workers = [StandInWorker.remote() for _ in range(WORKERS)]
+    workers = [ray.remote(num_cpus=0)(StandInWorker).remote() for _ in range(WORKERS)]
     epochs = iter(range(10_000))
 
     def work() -> None:

@@ -11,6 +11,7 @@ import torch
 from masking.windows import WindowPlan, WindowRequest, window_mixtures, window_row_indices
 from pipelines.client.face_client import ClientConfig, FaceClient
 from trainers.client_record import read_client_manifest, sent_windows
+from trainers.k_source import WindowReport
 from trainers.schema import read_split
 
 PLAN = WindowPlan(batch_size=16, window_batches=2, batches_per_epoch=5, workers=2)
@@ -176,12 +177,13 @@ class RecordingK:
     wants_clean_validation = False
 
     def __init__(self, k: int) -> None:
-        self.k, self.reports = k, []
+        self.k = k
+        self.reports: list[WindowReport] = []
 
     def k_for_window(self, window_index: int) -> int:
         return self.k
 
-    def report_window(self, report) -> None:
+    def report_window(self, report: WindowReport) -> None:
         self.reports.append(report)
 
     def finish(self) -> None:
