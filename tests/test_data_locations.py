@@ -2,26 +2,30 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
 
 from common.errors import InputError
+from common.files import atomic_write_json
 from evaluation.run_data import DataLocations, data_locations, prepared_folder_of, training_data_dir
+from trainers.client_record import CLIENT_MANIFEST, CLIENT_RECORD_DIR
 from trainers.dataset_info import inspect_dataset
 
 
-def recorded(data_dir: Path, moved_to: Path) -> dict:
-    """What model.pt records of the data a run trained on, as if it had trained at `moved_to` (gone now)."""
-    fields = dataclasses.asdict(inspect_dataset(data_dir))
-    fields.pop("manifest")
-    return {**fields, "data_dir": str(moved_to)}
+def recorded(data_dir: Path, moved_to: Path, run_dir: Path) -> dict:
+    """What model.pt records of the data a run trained on (the client's offer), with the client's record naming
+    `moved_to` (gone now) as the folder it served from."""
+    info = inspect_dataset(data_dir)
+    (run_dir / CLIENT_RECORD_DIR).mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / CLIENT_RECORD_DIR / CLIENT_MANIFEST, {"data_dir": str(moved_to)})
+    fields = {name: getattr(info, name) for name in ("representation", "channels", "size", "num_classes")}
+    return {**fields, "train_rows": info.num_train_rows, "holdout_rows": 0}
 
 
 def test_a_missing_recorded_folder_names_the_data_flag(masked_synthetic_faces: Path, tmp_path: Path) -> None:
-    dataset = recorded(masked_synthetic_faces, tmp_path / "cluster" / "masked")
+    dataset = recorded(masked_synthetic_faces, tmp_path / "cluster" / "masked", tmp_path / "run")
     with pytest.raises(InputError, match="does not exist here; pass --data"):
         training_data_dir(dataset, tmp_path / "run")
 
@@ -31,7 +35,7 @@ def test_data_folders_stand_in_for_the_recorded_paths_when_they_hold_the_same_da
 ) -> None:
     masked = shutil.copytree(masked_synthetic_faces, tmp_path / "here" / "masked")
     prepared = shutil.copytree(synthetic_faces, tmp_path / "here" / "prepared")
-    dataset = recorded(masked_synthetic_faces, tmp_path / "cluster" / "masked")
+    dataset = recorded(masked_synthetic_faces, tmp_path / "cluster" / "masked", tmp_path / "run")
     with data_locations(DataLocations.from_folders([str(prepared), str(masked)])):
         assert training_data_dir(dataset, tmp_path / "run") == masked
         assert prepared_folder_of(masked) == prepared
@@ -48,7 +52,7 @@ def test_a_data_folder_of_other_data_is_refused(
     prepare_synthetic(other, identities=12, images_per_identity=4, options=PrepareConfig(size=32))
     with data_locations(DataLocations(prepared=other)):
         with pytest.raises(InputError, match=f"--data {other} is not the data"):
-            training_data_dir(recorded(synthetic_faces, tmp_path / "gone"), tmp_path / "run")
+            training_data_dir(recorded(synthetic_faces, tmp_path / "gone", tmp_path / "run"), tmp_path / "run")
         with pytest.raises(InputError, match=f"--data {other} holds other faces"):
             prepared_folder_of(masked_synthetic_faces)
 

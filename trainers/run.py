@@ -163,7 +163,7 @@ def train(
     start_ray()
     resources = resolve_resources(config, ray.cluster_resources())
     save_config(config, run_dir / CONFIG_FILE)
-    (run_dir / OFFER_FILE).write_text(json.dumps(vars(offer), indent=2), encoding="utf-8")
+    atomic_write_json(run_dir / OFFER_FILE, vars(offer))
     client.accept_plan(plan)
     worker = WorkerConfig(
         config=config,

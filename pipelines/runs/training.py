@@ -78,9 +78,7 @@ def run_training(
     try:
         training_data = resolve_training_data(Path(data_dir), config, key, run_dir)
         start_ray()
-        client = start_client(
-            ClientConfig(str(training_data), str(run_dir / CLIENT_RECORD_DIR), config.holdout_modulo)
-        )
+        client = start_client(ClientConfig(str(training_data), str(run_dir / CLIENT_RECORD_DIR), config.holdout_modulo))
         try:
             if config.defense_row.adaptive:
                 from rl_env.coupling import train_adaptive
