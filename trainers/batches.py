@@ -1,4 +1,4 @@
-"""Turning shard rows (numpy batches from Ray Data or pyarrow) into model inputs.
+"""Turning shard rows (column dicts read with pyarrow, by the client and the evaluation) into model inputs.
 
 Pixels become float tensors in [-1, 1]; masked features are already normalised by the client and are only
 widened from float16. Horizontal flips exist only for pixels: masked channels are flipped by the client, who
