@@ -20,6 +20,7 @@ from common.errors import InputError
 from evaluation.attacks.base import MeanFaceAttack
 from evaluation.budgets import load_budgets
 from evaluation.evaluate_runs import evaluate_runs
+from evaluation.measures import PROVEN_P_HAT, AttackOutcome, identification
 from evaluation.report import REPORT_JSON, read_run_report
 from evaluation.run_attacks import AttackCaches, attack_context, identity_targets, plan_attacks, read_attack_records
 from evaluation.run_data import load_run
@@ -106,18 +107,30 @@ def mean_face_outcome(run_dir: Path, cache: Path):
     )
 
 
-def test_every_attack_recognisably_beats_the_mean_face_against_the_unprotected_model(
-    evaluated: dict[str, Path],
-) -> None:
+def test_recovery_is_proven_on_the_unprotected_model_and_beats_the_mean_face(evaluated: dict[str, Path]) -> None:
     baseline = mean_face_outcome(evaluated["none"], evaluated["cache"])
     assert baseline.ssim == pytest.approx(baseline.ssim_prior)  # the mean face is the lower anchor: q = 0
     found = outcomes(evaluated["none"])
     assert set(found) == {("recovery", "unknown"), ("whitebox", "unknown"), ("blackbox", "unknown")}
+    recovery = found[("recovery", "unknown")]
+    assert recovery["ssim"] >= baseline.ssim + 0.2
+    report = read_run_report(evaluated["none"])
+    assert report.proven["recovery"] is True
+    assert identification(AttackOutcome.from_dict(recovery), report.calibration)[0] >= PROVEN_P_HAT
+
+
+def test_each_attack_is_marked_proven_exactly_when_it_identifies_people_on_the_unprotected_model(
+    evaluated: dict[str, Path],
+) -> None:
+    """Model inversion at this test's tiny budget may or may not identify people; whatever it does, the report must
+    say so: an attack counts as proven only with p-hat >= PROVEN_P_HAT against `none`."""
+    report = read_run_report(evaluated["none"])
+    found = outcomes(evaluated["none"])
     for (attack, _), outcome in found.items():
-        # recognised well above the mean face by at least one independent judge (dlib or the classifier)
-        gain = max(outcome["top1"] - baseline.top1, outcome["classifier_top1"] - baseline.classifier_top1)
-        assert gain >= 0.15, (attack, outcome, baseline)
-    assert found[("recovery", "unknown")]["ssim"] >= baseline.ssim + 0.2
+        p_hat = identification(AttackOutcome.from_dict(outcome), report.calibration)[0]
+        assert report.proven[attack] is (p_hat >= PROVEN_P_HAT), (attack, p_hat)
+    masked = read_run_report(evaluated["ppfr_fd"])
+    assert {a: masked.proven[a] for a in report.proven} == report.proven  # the defence's report carries none's proof
 
 
 def test_the_masked_defense_scores_more_privacy_than_none(evaluated: dict[str, Path]) -> None:
