@@ -17,19 +17,23 @@ from evaluation.run_data import run_fingerprint
 from pipelines.runs.experiment_config import load_experiment
 from pipelines.runs.run_pipeline import PipelineConfig, attack_defense
 from trainers.checkpoints import MODEL_FILE
+from trainers.client_record import CLIENT_MANIFEST, CLIENT_RECORD_DIR
 from trainers.config_io import to_dict
 from trainers.run import SUMMARY_FILE
 from trainers.schema import MANIFEST_NAME
 
 
 def fake_run(root: Path, defense: str, weights: float = 0.0) -> Path:
-    """A run folder with the files fingerprints read: a checkpoint naming its data folder, a summary, a manifest."""
+    """A run folder with the files fingerprints read: a checkpoint, the client's record naming its data folder, a
+    summary, and the data's manifest."""
     data = root / "data"
     data.mkdir(parents=True, exist_ok=True)
     (data / MANIFEST_NAME).write_text(json.dumps({"kind": "prepared", "created_at": "then"}), encoding="utf-8")
     run_dir = root / defense
     run_dir.mkdir(parents=True, exist_ok=True)
-    dataset = {"data_dir": str(data), "representation": "images"}
+    (run_dir / CLIENT_RECORD_DIR).mkdir(exist_ok=True)
+    (run_dir / CLIENT_RECORD_DIR / CLIENT_MANIFEST).write_text(json.dumps({"data_dir": str(data)}), encoding="utf-8")
+    dataset = {"representation": "images"}
     torch.save({"dataset": dataset, "weights": torch.full((3,), weights)}, run_dir / MODEL_FILE)
     (run_dir / SUMMARY_FILE).write_text(json.dumps({"defense": defense}), encoding="utf-8")
     return run_dir

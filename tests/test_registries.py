@@ -8,7 +8,7 @@ import pytest
 
 from common.errors import InputError
 from evaluation.attacks.gan import GanCache
-from evaluation.attacks.registry import ATTACKS
+from evaluation.attacks.registry import ATTACKS, applies
 from evaluation.budgets import load_budgets
 from evaluation.server_view import PublicDefenseConfig
 from trainers.config import DefenseConfig, OptimConfig, TrainConfig
@@ -64,7 +64,9 @@ def test_each_attack_row_builds_its_attack_from_the_budget_section_it_names(name
     assert {steps, batch} <= set(distinct.values()) and steps != batch
 
 
-def test_the_light_name_list_the_cli_reads_matches_the_attack_table() -> None:
-    from evaluation.attacks.names import ATTACK_NAMES
-
-    assert tuple(ATTACKS) == ATTACK_NAMES
+def test_key_recovery_attacks_run_on_masked_defenses_in_the_key_unknown_setting_only() -> None:
+    for name in ("known_plaintext", "statistics_key"):
+        assert applies(name, True, "unknown") and not applies(name, True, "known")
+        assert not applies(name, False, "unknown")
+    assert applies("recovery", True, "known") and applies("recovery", False, "unknown")
+    assert not applies("recovery", False, "known")  # a pixel defense has no key to leak

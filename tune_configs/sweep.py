@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import InputError
-from evaluation.attacks.names import ATTACK_NAMES
+from evaluation.attacks.registry import ATTACK_NAMES
 from pipelines.runs.run_pipeline import KEY_FILE, PipelineConfig, attack_defense, client_key, train_defense
 from trainers.defenses import UNPROTECTED
 from trainers.local_ray import start_ray

@@ -1,25 +1,23 @@
-"""The attacks every defense is judged by: one row each, the only place that builds an attack by its name.
+"""The attacks every defense is judged by: one row each, the only place that knows an attack by its name.
 
-A row builds the attack from its own section of the budgets (`budget.<name>.*` on the command line) and says
-which of that section's values its context records as steps and batch, and whether it attacks identities (from the
-model alone) rather than images. The names, and the rule for which key settings each attack runs in, live in the
-light module `evaluation.attacks.names` so CLI parsers list them without importing torch; a test holds the two
-in step.
+A row says how to build the attack from its section of the budgets (`budget.<section>.*` on the command line),
+which of that section's values its context records as steps and batch, whether it attacks identities (from the
+model alone) rather than images, and whether it recovers the key itself (then it runs on masked defenses, in the
+key-unknown setting only). The module imports no torch: builders import their attack when called, so CLI parsers
+list the names quickly. A new attack is its module plus one row here (and a budget section in
+`evaluation/budgets.py` if it has values of its own).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from evaluation.attacks.base import Attack
-from evaluation.attacks.blackbox import BlackboxInversion
-from evaluation.attacks.gan import GanCache
-from evaluation.attacks.key_recovery import KnownPlaintextRecovery, StatisticsKeyRecovery
-from evaluation.attacks.names import ATTACK_NAMES, IDENTITY_ATTACKS, KEY_RECOVERY_ATTACKS, applies
-from evaluation.attacks.recovery import RecoveryAttack
-from evaluation.attacks.whitebox import WhiteboxInversion
-from evaluation.budgets import BudgetConfig
+if TYPE_CHECKING:
+    from evaluation.attacks.base import Attack
+    from evaluation.attacks.gan import GanCache
+    from evaluation.budgets import BudgetConfig
 
 
 @dataclass(frozen=True)
@@ -27,46 +25,74 @@ class RegisteredAttack:
     name: str
     build: Callable[[BudgetConfig, int, GanCache], Attack]  # (budgets, work size, shared GAN priors) -> attack
     steps_and_batch: Callable[[BudgetConfig], tuple[int, int]]  # its main optimization steps and batch (restarts)
+    budget_section: str  # the `budget.<section>` it reads
     per_identity: bool = False  # targets are identities (reconstructed from the model), not images
-    budget_section: str = ""  # the `budget.<section>` it reads; "" means its own name
+    recovers_key: bool = False  # estimates the key itself: masked defenses, key-unknown setting only
 
-    def __post_init__(self) -> None:
-        if not self.budget_section:
-            object.__setattr__(self, "budget_section", self.name)
+    def applies(self, masked_defense: bool, setting: str) -> bool:
+        """Pixel defenses have no key (so "unknown" only, and nothing to recover); key recovery is the key-unknown
+        setting's."""
+        if self.recovers_key:
+            return masked_defense and setting == "unknown"
+        return masked_defense or setting == "unknown"
+
+
+def _recovery(budgets: BudgetConfig, size: int, gans: GanCache) -> Attack:
+    from evaluation.attacks.recovery import RecoveryAttack
+
+    return RecoveryAttack(budgets.recovery, size)
+
+
+def _whitebox(budgets: BudgetConfig, size: int, gans: GanCache) -> Attack:
+    from evaluation.attacks.whitebox import WhiteboxInversion
+
+    return WhiteboxInversion(budgets.whitebox, size, gans)
+
+
+def _blackbox(budgets: BudgetConfig, size: int, gans: GanCache) -> Attack:
+    from evaluation.attacks.blackbox import BlackboxInversion
+
+    return BlackboxInversion(budgets.blackbox, size)
+
+
+def _known_plaintext(budgets: BudgetConfig, size: int, gans: GanCache) -> Attack:
+    from evaluation.attacks.key_recovery import KnownPlaintextRecovery
+
+    return KnownPlaintextRecovery(budgets.recovery, size)
+
+
+def _statistics_key(budgets: BudgetConfig, size: int, gans: GanCache) -> Attack:
+    from evaluation.attacks.key_recovery import StatisticsKeyRecovery
+
+    return StatisticsKeyRecovery(budgets.recovery, size)
+
+
+def _recovery_steps(budgets: BudgetConfig) -> tuple[int, int]:
+    return budgets.recovery.steps, budgets.recovery.batch_size
 
 
 ATTACKS: dict[str, RegisteredAttack] = {
     row.name: row
     for row in (
+        RegisteredAttack("recovery", _recovery, _recovery_steps, "recovery"),
         RegisteredAttack(
-            RecoveryAttack.name,
-            lambda budgets, size, gans: RecoveryAttack(budgets.recovery, size),
-            lambda budgets: (budgets.recovery.steps, budgets.recovery.batch_size),
-        ),
-        RegisteredAttack(
-            WhiteboxInversion.name,
-            lambda budgets, size, gans: WhiteboxInversion(budgets.whitebox, size, gans),
+            "whitebox",
+            _whitebox,
             lambda budgets: (budgets.whitebox.inversion_steps, budgets.whitebox.restarts),
+            "whitebox",
             per_identity=True,
         ),
         RegisteredAttack(
-            BlackboxInversion.name,
-            lambda budgets, size, gans: BlackboxInversion(budgets.blackbox, size),
-            lambda budgets: (budgets.blackbox.steps, budgets.blackbox.batch_size),
+            "blackbox", _blackbox, lambda budgets: (budgets.blackbox.steps, budgets.blackbox.batch_size), "blackbox"
         ),
-        RegisteredAttack(
-            KnownPlaintextRecovery.name,
-            lambda budgets, size, gans: KnownPlaintextRecovery(budgets.recovery, size),
-            lambda budgets: (budgets.recovery.steps, budgets.recovery.batch_size),
-            budget_section="recovery",  # it trains the recovery decoder, with its estimate of the key
-        ),
-        RegisteredAttack(
-            StatisticsKeyRecovery.name,
-            lambda budgets, size, gans: StatisticsKeyRecovery(budgets.recovery, size),
-            lambda budgets: (budgets.recovery.steps, budgets.recovery.batch_size),
-            budget_section="recovery",  # it trains the recovery decoder, with its estimate of the key
-        ),
+        # the key-recovery attacks train the recovery decoder, with their own estimate of the key
+        RegisteredAttack("known_plaintext", _known_plaintext, _recovery_steps, "recovery", recovers_key=True),
+        RegisteredAttack("statistics_key", _statistics_key, _recovery_steps, "recovery", recovers_key=True),
     )
 }
+ATTACK_NAMES = tuple(ATTACKS)
 
-__all__ = ["ATTACKS", "ATTACK_NAMES", "IDENTITY_ATTACKS", "KEY_RECOVERY_ATTACKS", "RegisteredAttack", "applies"]
+
+def applies(attack: str, masked_defense: bool, setting: str) -> bool:
+    """Whether `attack` runs in a key setting on a defense that masks (or not)."""
+    return ATTACKS[attack].applies(masked_defense, setting)

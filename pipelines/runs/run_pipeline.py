@@ -25,7 +25,7 @@ import yaml
 
 from common.errors import InputError
 from common.files import atomic_write_json, atomic_write_text, read_json
-from evaluation.attacks.names import ATTACK_NAMES
+from evaluation.attacks.registry import ATTACK_NAMES
 from evaluation.budgets import BudgetConfig
 from evaluation.report import REPORT_JSON, REPORT_MD
 from pipelines.client.keyfile import default_key_path, read_key_file

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from evaluation.attacks.names import ATTACK_NAMES
+from evaluation.attacks.registry import ATTACK_NAMES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
