@@ -19,6 +19,8 @@ ones and the eigenvalues are distinct; docs/evaluation.md gives the error measur
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from common.errors import InputError
@@ -108,19 +110,24 @@ def masker_from_map(mapping: torch.Tensor, defense: PublicDefenseConfig) -> Freq
     )
 
 
+def _masked_defense_and_extra(ctx: AttackContext, extra: str, what: str) -> tuple[PublicDefenseConfig, Any]:
+    """A key-recovery attack's defence (it must mask: there is no key otherwise) and the extra it estimates from."""
+    defense, value = defense_of(ctx), ctx.extras.get(extra)
+    if not defense.masked or value is None:
+        raise InputError(
+            f"key recovery needs a masked defence and extras[{extra!r}] ({what}); build its context with "
+            "evaluation.run_attacks"
+        )
+    return defense, value
+
+
 class KnownPlaintextRecovery(RecoveryAttack):
     """Recovery with the map solved from ctx.extras["known_pairs"] = (faces [n, C, H, W], masked forms [n, K, h, w])."""
 
     name = "known_plaintext"
 
     def attacker_view(self, ctx: AttackContext) -> tuple[FrequencyMasker | None, bool]:
-        defense = defense_of(ctx)
-        pairs = ctx.extras.get("known_pairs")
-        if not defense.masked or pairs is None:
-            raise InputError(
-                "the known-plaintext attack needs a masked defence and extras['known_pairs'] (known faces and their "
-                "masked forms); build its context with evaluation.run_attacks"
-            )
+        defense, pairs = _masked_defense_and_extra(ctx, "known_pairs", "known faces and their masked forms")
         known_images, known_masked = pairs
         return masker_from_map(solve_map(known_images, known_masked, defense), defense), True
 
@@ -132,13 +139,7 @@ class StatisticsKeyRecovery(RecoveryAttack):
     name = "statistics_key"
 
     def attacker_view(self, ctx: AttackContext) -> tuple[FrequencyMasker | None, bool]:
-        defense = defense_of(ctx)
-        server_masked = ctx.extras.get("server_masked")
-        if not defense.masked or server_masked is None:
-            raise InputError(
-                "the statistics key attack needs a masked defence and extras['server_masked'] (the masked rows the "
-                "server holds); build its context with evaluation.run_attacks"
-            )
+        defense, server_masked = _masked_defense_and_extra(ctx, "server_masked", "the masked rows the server holds")
         mapping = estimate_map_from_statistics(server_masked, ctx.public_images, defense)
         return masker_from_map(mapping, defense), True
 
