@@ -10,6 +10,7 @@ import torch
 
 from masking.windows import WindowPlan, WindowRequest, window_mixtures, window_row_indices
 from pipelines.client.face_client import ClientConfig, FaceClient
+from tests.server_side_search import leaks, private_secrets, server_side_files
 from trainers.client_record import read_client_manifest, sent_windows
 from trainers.k_source import WindowReport
 from trainers.schema import read_split
@@ -90,32 +91,6 @@ def test_a_k_larger_than_the_batch_is_refused(client) -> None:
         client.window(WindowRequest(0, 0, 0, PLAN.batch_size + 1))
 
 
-SERVER_SIDE_EXCLUDED = ("client",)  # RUN/client is the client's record, kept beside the run when one machine plays both
-
-
-def server_side_files(run_dir: Path) -> list[Path]:
-    return [
-        path
-        for path in run_dir.rglob("*")
-        if path.is_file() and path.relative_to(run_dir).parts[0] not in SERVER_SIDE_EXCLUDED
-    ]
-
-
-def private_secrets(data_dirs: list[Path], key: bytes) -> dict[str, bytes]:
-    """Everything that must not reach the server, as the bytes to search for."""
-    secrets_by_name = {f"key {form}": value for form, value in (("raw", key), ("hex", key.hex().encode()))}
-    for data_dir in data_dirs:
-        secrets_by_name[f"path {data_dir}"] = str(data_dir).encode()
-        for split in ("private", "verify"):
-            table = read_split(data_dir, split)
-            for name in set(table.column("identity").to_pylist()):
-                secrets_by_name[f"name {name}"] = name.encode()
-            if "source_path" in table.column_names:
-                for path in table.column("source_path").to_pylist():
-                    secrets_by_name[f"source path {path}"] = path.encode()
-    return secrets_by_name
-
-
 @pytest.fixture(scope="module")
 def mixing_run(ray_cluster, masked_synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     from pipelines.runs.experiment_config import load_experiment
@@ -137,13 +112,8 @@ def test_no_file_the_server_side_wrote_holds_a_name_a_client_path_or_the_key(
     files = server_side_files(mixing_run)
     assert {"model.pt", "summary.json", "config.yaml", "metrics.jsonl", "client_offer.json"} <= {p.name for p in files}
     assert any(path.name == "state.pt" for path in files), "the Ray Train storage (checkpoints) must be searched too"
-    leaks = [
-        f"{path.relative_to(mixing_run)} holds {what}"
-        for path in files
-        for what, needle in forbidden.items()
-        if needle in path.read_bytes()
-    ]
-    assert not leaks, "\n".join(leaks[:20])
+    found = leaks(mixing_run, files, forbidden)
+    assert not found, "\n".join(found[:20])
     client_side = b"".join(path.read_bytes() for path in (mixing_run / "client").iterdir())
     assert b"id_0000" in client_side, "the client's record keeps the names (the search above can find them)"
 

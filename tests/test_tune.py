@@ -17,6 +17,7 @@ import yaml
 from common.errors import InputError
 from pipelines.client.keyfile import read_key_file
 from pipelines.runs.experiment_config import load_experiment
+from tests.server_side_search import leaks, private_secrets, server_side_files
 from tune_configs.results import TrialRow, pareto_front, ranked
 from tune_configs.space import load_space
 from tune_configs.space_files import available_spaces
@@ -107,7 +108,7 @@ def test_pareto_front_keeps_the_points_nothing_beats_on_both_axes() -> None:
 def test_ranking_puts_finished_trials_first_by_overall() -> None:
     def row(trial_id: str, status: str, overall: float | None) -> TrialRow:
         metrics = {} if overall is None else {"overall": overall}
-        return TrialRow(trial_id, {}, {}, status, metrics)
+        return TrialRow(trial_id, {}, status, metrics)
 
     rows = [row("a", "stopped early at epoch 1", None), row("b", "finished", 0.4), row("c", "finished", 0.7)]
     assert [r.trial_id for r in ranked(rows)] == ["c", "b", "a"]
@@ -163,11 +164,9 @@ def test_sweep_ranks_two_trials_and_resumes_after_an_interruption(few_faces: Pat
     assert "| 1 |" in (out / "results.md").read_text(encoding="utf-8")
     best = load_experiment(out / "best_config.yaml", [])
     assert best.defense.name == "hybrid_fixed" and best.masking.ratio == float(rows[0]["masking.ratio"])
-    key = read_key_file(out / "client.key")
-    written = [
-        path
-        for path in [*(out / "tune").rglob("*"), *out.glob("results.*"), out / "best_config.yaml"]
-        if path.is_file()
-    ]
-    leaks = [path for path in written if key in path.read_bytes() or key.hex().encode() in path.read_bytes()]
-    assert written and not leaks, f"the masking key appears in {leaks}"
+    # Tune's state and results, the trials' masked data, runs, checkpoints and attack caches: none of it may hold
+    # the key, a name or the client's data folder.
+    written = server_side_files(out)
+    assert any(path.parent.parent == out / "tune" for path in written), "Tune's per-trial results must be searched"
+    found = leaks(out, written, private_secrets([few_faces], read_key_file(out / "client.key")))
+    assert not found, "\n".join(found[:20])

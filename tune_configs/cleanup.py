@@ -16,7 +16,7 @@ from typing import Any
 from ray import tune
 
 from trainers.run import METRICS_FILE
-from tune_configs.trial import RUN_DIR, TrialSetup, trial_config, trial_dir
+from tune_configs.trial import RUN_DIR, TRIAL_DIR_FIELD
 
 
 def recorded_placement_group(run_dir: Path) -> str | None:
@@ -60,7 +60,6 @@ class ReleaseStoppedTrials(tune.Callback):
 
     @staticmethod
     def _release(trial: Any) -> None:
-        setup = TrialSetup(**trial.config["setup"])
-        run_dir = trial_dir(setup, trial_config(setup, dict(trial.config["params"]))) / RUN_DIR
-        if release_placement_group(run_dir):
+        folder = (trial.last_result or {}).get(TRIAL_DIR_FIELD)  # every report names it; none before the first
+        if folder and release_placement_group(Path(folder) / RUN_DIR):
             print(f"trial {trial.trial_id}: freed the CPUs its stopped training run still held", flush=True)

@@ -23,7 +23,6 @@ BEST_CONFIG = "best_config.yaml"
 class TrialRow:
     trial_id: str
     params: dict[str, Any]
-    setup: dict[str, Any]
     status: str  # finished | stopped early at epoch N | failed: ...
     metrics: dict[str, Any]
 
@@ -39,8 +38,7 @@ class TrialRow:
             status = f"stopped early at epoch {metrics.get('epoch', 0)}"
         return cls(
             trial_id=str(metrics.get("trial_id", Path(result.path).name)),
-            params=dict(result.config["params"]),
-            setup=dict(result.config["setup"]),
+            params=dict(result.config),
             status=status,
             metrics=metrics,
         )
@@ -65,7 +63,9 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
     return front
 
 
-def write_results(rows: Sequence[TrialRow], out: Path, space: SearchSpace, say: Callable[[str], None]) -> None:
+def write_results(
+    rows: Sequence[TrialRow], out: Path, space: SearchSpace, setup: TrialSetup, say: Callable[[str], None]
+) -> None:
     ordered = ranked(rows)
     keys = list(space.search)
     _write_csv(ordered, keys, out / RESULTS_CSV)
@@ -77,7 +77,7 @@ def write_results(rows: Sequence[TrialRow], out: Path, space: SearchSpace, say: 
         best = finished[0]
         from trainers.config_io import save_config
 
-        save_config(trial_config(TrialSetup(**best.setup), best.params), out / BEST_CONFIG)
+        save_config(trial_config(setup, best.params), out / BEST_CONFIG)
         say(
             f"best trial {best.trial_id}: overall {best.overall:.3f} with "
             + ", ".join(f"{k}={best.params[k]}" for k in keys)

@@ -15,7 +15,6 @@ ranked by `overall`. Trials run one at a time per CPU budget of one training run
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -78,8 +77,9 @@ def run_sweep(spec: SweepConfig, say: Say = print) -> list[TrialRow]:
     client_key(spec.out / KEY_FILE, say)
     baseline = _train_baseline(spec, say)
     start_ray()
+    setup = _trial_setup(spec, baseline)
     # A token CPU share (Tune refuses an empty request): the trial's Ray Train workers reserve the real CPUs.
-    trainable = tune.with_resources(run_trial, {"cpu": TRIAL_DRIVER_CPUS})
+    trainable = tune.with_resources(tune.with_parameters(run_trial, setup=setup), {"cpu": TRIAL_DRIVER_CPUS})
     state = spec.out / EXPERIMENT
     if spec.resume:
         say(f"resuming the sweep in {state} ...")
@@ -87,7 +87,7 @@ def run_sweep(spec: SweepConfig, say: Say = print) -> list[TrialRow]:
     else:
         tuner = tune.Tuner(
             trainable,
-            param_space={"setup": dataclasses.asdict(_trial_setup(spec, baseline)), "params": spec.space.param_space()},
+            param_space=spec.space.param_space(),
             tune_config=tune.TuneConfig(
                 num_samples=spec.samples or spec.space.samples,
                 scheduler=_scheduler(spec),
@@ -100,7 +100,7 @@ def run_sweep(spec: SweepConfig, say: Say = print) -> list[TrialRow]:
         )
     grid = tuner.fit()
     rows = [TrialRow.from_result(grid[index]) for index in range(len(grid))]
-    write_results(rows, spec.out, spec.space, say)
+    write_results(rows, spec.out, spec.space, setup, say)
     return rows
 
 

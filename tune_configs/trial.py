@@ -6,7 +6,7 @@ and the evaluation and carries the privacy measures and `overall` too.
 
 A trial's folder is named by a digest of its settings, so a trial that Tune restarts after an interruption finds
 its own training checkpoints and attack records and goes on from them. The key is read from its file inside the
-trial; it is never part of a trial's config or results.
+trial; neither the key nor the client's data folder is ever part of a trial's config or results.
 """
 
 from __future__ import annotations
@@ -28,11 +28,14 @@ RUN_DIR = "run"  # the trial's training run, inside its folder
 EPOCH_FIELDS = ("epoch", "verification_accuracy", "tar_at_far_1e-3", "train_loss", "mean_k")
 SCORE_FIELDS = ("overall", "score_pp", "score_cls", "S1", "S2", "S3", "S4")
 POLL_SECONDS = 2.0
+TRIAL_DIR_FIELD = "trial_dir"  # in every report: the trial's folder, for the callback that frees a stopped run
 
 
 @dataclass
 class TrialSetup:
-    """What every trial shares; plain values, passed to Tune as constants of the param space."""
+    """What every trial shares. It reaches the trials through Ray's object store (`tune.with_parameters`), never
+    through the param space: Tune writes the param space into every trial's results, and this holds the client's
+    data folder and key file paths."""
 
     space_file: str
     data_dir: str
@@ -63,12 +66,11 @@ def trial_dir(setup: TrialSetup, config: ExperimentConfig) -> Path:
     return Path(setup.out) / TRIALS_DIR / f"{config.defense.name}-{digest}"
 
 
-def run_trial(tune_config: dict[str, Any]) -> None:
-    """The Tune trainable: `tune_config` holds {"setup": TrialSetup fields, "params": the sampled values}."""
+def run_trial(params: dict[str, Any], setup: TrialSetup) -> None:
+    """The Tune trainable: `params` are the sampled values, `setup` what every trial shares."""
     from ray import tune
 
-    setup = TrialSetup(**tune_config["setup"])
-    scores = run_defense_trial(setup, dict(tune_config["params"]), tune.report)
+    scores = run_defense_trial(setup, dict(params), tune.report)
     print(f"trial finished: overall {scores['overall']:.3f}", flush=True)
 
 
@@ -91,7 +93,11 @@ def run_defense_trial(
     if not config.uses_pixels:
         data_dir = masked_data_for(data_dir, key, config.masking.ratio, folder / "masked")
     run_dir = folder / RUN_DIR
-    last_epoch = train_reporting_epochs(data_dir, run_dir, config, report)
+
+    def report_with_folder(row: dict[str, Any]) -> None:
+        report({**row, TRIAL_DIR_FIELD: str(folder)})
+
+    last_epoch = train_reporting_epochs(data_dir, run_dir, config, report_with_folder)
 
     spec = PipelineConfig(
         out=folder,
@@ -110,9 +116,8 @@ def run_defense_trial(
         **last_epoch,
         **{name: measures[name] for name in SCORE_FIELDS},
         "defense": config.defense.name,
-        "trial_dir": str(folder),
     }
-    report(final)
+    report_with_folder(final)
     return final
 
 
