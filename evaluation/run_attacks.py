@@ -44,7 +44,7 @@ from evaluation.images import to_uint8
 from evaluation.measures import AttackOutcome
 from evaluation.report import json_ready, public_settings
 from evaluation.run_data import RunData, check_run_dir, load_run, read_summary, run_fingerprint
-from evaluation.server_view import PublicDefenseConfig, ServerTargets, build_server_targets
+from evaluation.server_view import PublicDefenseConfig, ServerTargets, build_server_targets, held_samples
 from masking.keys import key_fingerprint, validate_key
 from trainers.checkpoints import MODEL_FILE
 from trainers.config_io import to_dict
@@ -211,6 +211,8 @@ def attack_context(
         extras["known_pairs"] = known_pairs(run, image_targets, budgets.known_faces)
     if attack == "statistics_key":
         extras["server_masked"] = run.masked
+    if attack == "demixing":
+        extras["held_samples"] = held_samples(run, defense)
     return AttackContext(
         public_images=run.public.images,
         public_labels=run.public.labels,

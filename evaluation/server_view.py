@@ -10,7 +10,9 @@ Mixed targets are exactly what was sent: the client's record of every window it 
 its seed regenerate each mixture's partners and weights (`masking.windows`), and the targets are picked among
 them, round-robin over the people of their dominant (largest-weight) face, which is the original a target is
 scored against and whose identity is its label. `sent_appearances` counts, per private face, how many of the
-samples sent held it: de-mixing attacks exploit that reuse, and the report states it.
+samples sent held it: de-mixing attacks exploit that reuse, and the report states it. `held_samples` streams every
+sample sent as the server holds it (the mixture, its faces' identity labels and MixUp weights; no partner rows),
+which is what the de-mixing attack solves from.
 
 The attacker's simulation of the view from public faces (`simulate_server_view`) mixes with the same
 `masking.mixup.mixup`, the dominant face first, so the pairs an attack trains on and the targets it is judged on
@@ -19,7 +21,7 @@ come from one definition of the defence.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,13 +231,53 @@ def sent_appearances(run: RunData, samples: SentSamples) -> dict[str, Any]:
     }
 
 
-def build_server_targets(run: RunData, defense: PublicDefenseConfig, count: int, seed: int) -> ServerTargets:
-    """`count` targets from the run's private set as the server held them (see the module docstring)."""
+def _sent_rows(run: RunData, defense: PublicDefenseConfig) -> torch.Tensor:
+    """The private rows the client's samples were made of: masked channels (masked defences) or images."""
     rows = run.masked if defense.masked else run.private.images
     if rows is None:
         raise InputError(
             f"{run.run_dir}: defence {defense.defense!r} trained on masked data, but no masked rows were found"
         )
+    return rows
+
+
+@dataclass(frozen=True)
+class HeldBatch:
+    """A chunk of samples as the server holds them: inputs [b, ...] (as sent), the identity label of each face
+    mixed in [b, k] and its MixUp weight [b, k] (zero where a sample mixes fewer faces)."""
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    weights: torch.Tensor
+
+
+@dataclass(frozen=True)
+class HeldSamples:
+    """Every sample the client sent, iterated chunk by chunk (a fresh pass each time), so that an attack can
+    stream over a whole run; `people` is the number of identity labels, `count` the number of samples."""
+
+    people: int
+    count: int
+    chunks: Callable[[], Iterator[HeldBatch]] = field(repr=False)
+
+    def __iter__(self) -> Iterator[HeldBatch]:
+        return self.chunks()
+
+
+def held_samples(run: RunData, defense: PublicDefenseConfig, chunk: int = 1024) -> HeldSamples:
+    """What the server holds of every sample sent (module docstring): the partners' rows stay in this closure."""
+    rows, samples, labels = _sent_rows(run, defense), sent_samples(run), run.private.labels
+
+    def chunks() -> Iterator[HeldBatch]:
+        for chosen in torch.arange(len(samples.partners)).split(chunk):
+            yield HeldBatch(samples.mix(rows, chosen), labels[samples.partners[chosen]], samples.weights[chosen])
+
+    return HeldSamples(int(labels.max()) + 1, len(samples.partners), chunks)
+
+
+def build_server_targets(run: RunData, defense: PublicDefenseConfig, count: int, seed: int) -> ServerTargets:
+    """`count` targets from the run's private set as the server held them (see the module docstring)."""
+    rows = _sent_rows(run, defense)
     generator = torch.Generator().manual_seed(seed)
     labels = run.private.labels
     if not defense.mixes:

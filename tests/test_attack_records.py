@@ -75,7 +75,7 @@ def test_a_stale_record_is_redone_and_a_current_one_reused(tmp_path: Path, monke
     fake_run(tmp_path, "none", weights=2.0)  # retrained: every record is stale now
     redone.clear()
     attack_defense(spec, run_dir, b"", None, lambda message: None)
-    assert redone == [("recovery", "whitebox", "blackbox", "unknown")]  # no key to recover under none
+    assert redone == [("recovery", "whitebox", "blackbox", "demixing", "unknown")]  # no key to recover under none
 
 
 def test_an_incomplete_comparison_is_refused_in_one_line(tmp_path: Path) -> None:
@@ -87,8 +87,12 @@ def test_an_incomplete_comparison_is_refused_in_one_line(tmp_path: Path) -> None
         write_record(masked_run, attack, "unknown", run_fingerprint(masked_run), budget)
     write_record(masked_run, "recovery", "known", run_fingerprint(masked_run), budget)
     assert coverage_gaps(none_run) == []
-    assert coverage_gaps(masked_run) == ["whitebox/known", "blackbox/known"]  # known_plaintext: unknown only
-    with pytest.raises(InputError, match=r"whitebox/known, blackbox/known") as refused:
+    assert coverage_gaps(masked_run) == [
+        "whitebox/known",
+        "blackbox/known",
+        "demixing/known",
+    ]  # key recovery: unknown only
+    with pytest.raises(InputError, match=r"whitebox/known, blackbox/known, demixing/known") as refused:
         evaluate_runs([none_run, masked_run])
     assert "\n" not in str(refused.value) and "hybridmask attack" in str(refused.value)
     write_record(none_run, "blackbox", "unknown", {"checkpoint_sha256": "old", "data_sha256": "old"}, budget)

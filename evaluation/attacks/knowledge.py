@@ -112,6 +112,12 @@ def augment(images: torch.Tensor, generator: torch.Generator, shift: int = 3) ->
 
 def describe_knowledge(ctx: AttackContext) -> dict[str, Any]:
     """What the attack used, for its result file (no key)."""
+    held = ctx.extras.get("held_samples")
+    samples = {} if held is None else {"samples": f"per-identity least squares over the {held.count} samples sent"}
+    return {**_masker_knowledge(ctx), **samples}
+
+
+def _masker_knowledge(ctx: AttackContext) -> dict[str, Any]:
     defense = defense_of(ctx)
     if not defense.masked:
         return {"masker": "none (pixel defence)"}

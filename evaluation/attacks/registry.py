@@ -2,10 +2,11 @@
 
 A row says how to build the attack from its section of the budgets (`budget.<section>.*` on the command line),
 which of that section's values its context records as steps and batch, whether it attacks identities (from the
-model alone) rather than images, and whether it recovers the key itself (then it runs on masked defenses, in the
-key-unknown setting only). The module imports no torch: builders import their attack when called, so CLI parsers
-list the names quickly. A new attack is its module plus one row here (and a budget section in
-`evaluation/budgets.py` if it has values of its own).
+model, or from every sample sent) rather than images, and whether it recovers the key itself (then it runs on
+masked defenses, in the key-unknown setting only). The module imports no torch: builders import their attack when
+called, so CLI parsers list the names quickly. A new attack is its module plus one row here (and a budget section
+in `evaluation/budgets.py` if it has values of its own, and its `extras` in `evaluation.run_attacks.attack_context`
+if it reads server-held data beyond its targets).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ class RegisteredAttack:
     build: Callable[[BudgetConfig, int, GanCache], Attack]  # (budgets, work size, shared GAN priors) -> attack
     steps_and_batch: Callable[[BudgetConfig], tuple[int, int]]  # its main optimization steps and batch (restarts)
     budget_section: str  # the `budget.<section>` it reads
-    per_identity: bool = False  # targets are identities (reconstructed from the model), not images
+    per_identity: bool = False  # targets are identities (from the model, or from every sample sent), not images
     recovers_key: bool = False  # estimates the key itself: masked defenses, key-unknown setting only
 
     def applies(self, masked_defense: bool, setting: str) -> bool:
@@ -67,6 +68,12 @@ def _statistics_key(budgets: BudgetConfig, size: int, gans: GanCache) -> Attack:
     return StatisticsKeyRecovery(budgets.recovery, size)
 
 
+def _demixing(budgets: BudgetConfig, size: int, gans: GanCache) -> Attack:
+    from evaluation.attacks.demixing import DemixingAttack
+
+    return DemixingAttack(budgets.recovery, size)
+
+
 def _recovery_steps(budgets: BudgetConfig) -> tuple[int, int]:
     return budgets.recovery.steps, budgets.recovery.batch_size
 
@@ -88,6 +95,8 @@ ATTACKS: dict[str, RegisteredAttack] = {
         # the key-recovery attacks train the recovery decoder, with their own estimate of the key
         RegisteredAttack("known_plaintext", _known_plaintext, _recovery_steps, "recovery", recovers_key=True),
         RegisteredAttack("statistics_key", _statistics_key, _recovery_steps, "recovery", recovers_key=True),
+        # per-identity means solved from every sample sent, decoded by the recovery's decoder trained unmixed
+        RegisteredAttack("demixing", _demixing, _recovery_steps, "recovery", per_identity=True),
     )
 }
 ATTACK_NAMES = tuple(ATTACKS)
