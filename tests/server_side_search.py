@@ -6,7 +6,9 @@ from pathlib import Path
 
 from trainers.schema import read_split
 
-CLIENT_SIDE_FOLDER = "client"  # RUN/client is the client's record, kept beside the run when one machine plays both
+# RUN/client (the client's record) and a sweep trial's client/ (its masked data) are the client's, kept beside the
+# server's files when one machine plays both roles
+CLIENT_SIDE_FOLDER = "client"
 
 
 def private_secrets(data_dirs: list[Path], key: bytes) -> dict[str, bytes]:

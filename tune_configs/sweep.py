@@ -5,7 +5,8 @@ Layout of OUT:
     OUT/client.key            the client's key (made when missing; never in a trial's config or results)
     OUT/baseline/             the unprotected run every trial's score_cls divides by, attacked with the trials'
                               budget so that it proves their attacks (trained, attacked and evaluated once)
-    OUT/trials/<defence>-<digest>/   one pipeline run per trial (masked data, run, attacks, report)
+    OUT/trials/<defence>-<digest>/   one pipeline run per trial: run/ (training, attacks, report) and client/
+                              (the client's masked data, which keeps the names; like every run's run/client/)
     OUT/tune/                 Tune's experiment state, what `--resume` restores
     OUT/results.csv, results.md, pareto.png, best_config.yaml
 

@@ -25,6 +25,7 @@ from tune_configs.space import SearchSpace
 
 TRIALS_DIR = "trials"
 RUN_DIR = "run"  # the trial's training run, inside its folder
+CLIENT_DIR = "client"  # the client's side of a trial: its masked data, which keeps the names (never the server's)
 EPOCH_FIELDS = ("epoch", "verification_accuracy", "tar_at_far_1e-3", "train_loss", "mean_k")
 SCORE_FIELDS = ("overall", "score_pp", "score_cls", "S1", "S2", "S3", "S4")
 POLL_SECONDS = 2.0
@@ -91,7 +92,8 @@ def run_defense_trial(
     key = read_key_file(Path(setup.key_file))
     data_dir = Path(setup.data_dir)
     if not config.uses_pixels:
-        data_dir = masked_data_for(data_dir, key, config.masking.ratio, folder / "masked")
+        (folder / CLIENT_DIR).mkdir(exist_ok=True)
+        data_dir = masked_data_for(data_dir, key, config.masking.ratio, folder / CLIENT_DIR / "masked")
     run_dir = folder / RUN_DIR
 
     def report_with_folder(row: dict[str, Any]) -> None:

@@ -85,5 +85,9 @@ def run(args: argparse.Namespace) -> int:
         attacks=attacks,
         key_setting=args.key_setting,
     )
-    run_sweep(spec)
+    rows = run_sweep(spec)
+    failed = [row for row in rows if row.status.startswith("failed")]
+    if rows and len(failed) == len(rows):
+        print(f"every trial failed; the first: {failed[0].status} (Tune's error files: {out / 'tune'})", flush=True)
+        return 1
     return 0

@@ -4,7 +4,8 @@ Plays both roles on one machine: the client (prepares and masks with its key) an
 attacked). Layout of OUT:
 
     OUT/data/            prepared shards (or the prepared folder given as --data, used in place)
-    OUT/masked/          the masked private and verify splits
+    OUT/masked/          the masked private and verify splits: the client's store (it keeps the names), read
+                         only by the client actor
     OUT/runs/<defence>/  one training run each, with attacks/ and its own report.md
     OUT/report.md, report.json, privacy_utility.png   the comparison of every defence
 
