@@ -103,3 +103,23 @@ def test_held_samples_are_the_samples_sent_with_their_faces_identities_and_weigh
     assert all(len(b.inputs) <= 7 and b.labels.shape == b.weights.shape == (len(b.inputs), 2) for b in batches)
     assert torch.allclose(torch.cat([b.weights for b in batches]).sum(dim=1), torch.ones(40))
     assert len(list(held)) == len(batches)  # a fresh pass each time
+
+
+@pytest.mark.parametrize("setting", KEY_SETTINGS)
+def test_a_hybrids_demixing_decodes_with_the_decoder_ppfr_fds_recovery_trained(setting: str) -> None:
+    """The unmixed masked view is ppfr_fd's: one decoder serves both, trained once per process."""
+    key = bytes(range(32))
+    budgets = load_budgets(
+        "small", ["max_identities=3", "recovery.steps=2", "recovery.batch_size=4", "recovery.width=4"]
+    )
+    decoders = []
+    for defense, attack_name in (("ppfr_fd", "recovery"), ("hybrid_fixed", "demixing")):
+        run = fake_run(defense, {"k": 3}, client_masker(key), sent_record([3] * 4))
+        public = PublicDefenseConfig.from_run(run)
+        targets = build_server_targets(run, public, 8, budgets.seed)
+        identities = identity_targets(targets, run.private.labels, budgets.max_identities)
+        ctx = attack_context(run, public, attack_name, setting, key, budgets, torch.device("cpu"), targets, identities)
+        attack = ATTACKS[attack_name].build(budgets, 16, GanCache())
+        attack.fit(ctx)
+        decoders.append(attack.decoder if attack_name == "recovery" else attack.recovery.decoder)
+    assert decoders[0] is decoders[1]

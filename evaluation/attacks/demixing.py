@@ -24,7 +24,7 @@ from evaluation.attacks.base import AttackContext, AttackResult
 from evaluation.attacks.knowledge import defense_of
 from evaluation.attacks.recovery import RecoveryAttack
 from evaluation.budgets import RecoveryBudgetConfig
-from evaluation.server_view import HeldBatch, HeldSamples
+from evaluation.server_view import HeldBatch, HeldSamples, PublicDefenseConfig
 
 RIDGE = 1e-3  # times the mean diagonal of Y^T Y: negligible for a person seen in many samples, keeps Y^T Y invertible
 
@@ -83,6 +83,8 @@ class DemixingAttack:
 
 
 def _unmixed(ctx: AttackContext) -> AttackContext:
-    """The context with the defence viewed at k = 1: the decoder learns single faces, as the de-mixed rows are."""
-    defense = dataclasses.replace(defense_of(ctx), k_values=(1,), k_weights=(1.0,))
+    """The context with the defence viewed unmixed: the decoder learns single masked faces, as the de-mixed rows
+    are. That view is `ppfr_fd`'s with the same masking, so the recovery's decoder for it is reused when one was
+    trained in this process (`recovery.py`)."""
+    defense = PublicDefenseConfig("ppfr_fd", masking=defense_of(ctx).masking)
     return dataclasses.replace(ctx, extras={**ctx.extras, "defense": defense})

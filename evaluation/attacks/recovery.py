@@ -9,9 +9,18 @@ defence does, and trains a U-Net from its reading of that view to the dominant o
 - unknown key: the key-free inner products between grid positions (`knowledge.gram_invariants`), since
   channels masked with the attacker's own key do not match the client's.
 The U-Net works at the budget's work size; reconstructions are resized to the faces' size.
+
+A trained decoder is kept for the rest of the process under a digest of everything that shaped it (view, masker,
+public faces, budget, seed): the de-mixing attack decodes with the unmixed masked view, which is `ppfr_fd`'s, so
+in one `run` it reuses the decoder the recovery of `ppfr_fd` trained instead of training the same one again.
 """
 
 from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +42,19 @@ from evaluation.server_view import simulate_server_view
 from masking.masker import FrequencyMasker
 from masking.obfuscation import ChannelStats
 from masking.render import render_client_view
+
+DECODERS_KEPT = 4  # trained decoders remembered per process (a few MB each)
+_trained_decoders: OrderedDict[str, UNet] = OrderedDict()
+
+
+def _remembered(digest: str, train: Callable[[], UNet]) -> UNet:
+    """The decoder trained under `digest` in this process, or a newly trained one (then remembered)."""
+    if digest not in _trained_decoders:
+        _trained_decoders[digest] = train()
+        while len(_trained_decoders) > DECODERS_KEPT:
+            _trained_decoders.popitem(last=False)
+    _trained_decoders.move_to_end(digest)
+    return _trained_decoders[digest]
 
 
 class RecoveryAttack:
@@ -56,19 +78,34 @@ class RecoveryAttack:
         own_stats = self.masker.stats if self.masker is not None else None
         first = slice(0, self.budget.batch_size)
         probe = self._reading(simulate_server_view(images[first], labels[first], defense, mask, generator), own_stats)
-        self.decoder = decoder = seeded(
-            ctx.budget.seed,
-            lambda: UNet(probe.shape[1], images.shape[1], self.budget.width, probe.shape[-1], self.work_size),
-        ).to(device)
 
-        def loss_of_batch() -> torch.Tensor:
-            rows = torch.randint(len(images), (self.budget.batch_size,), generator=generator)
-            faces = augment(images[rows], generator)
-            view = simulate_server_view(faces, labels[rows], defense, mask, generator)
-            wanted = resize(faces, self.work_size).to(device)
-            return F.l1_loss(decoder(self._reading(view, own_stats).to(device)), wanted)
+        def train() -> UNet:
+            decoder = seeded(
+                ctx.budget.seed,
+                lambda: UNet(probe.shape[1], images.shape[1], self.budget.width, probe.shape[-1], self.work_size),
+            ).to(device)
 
-        optimize(decoder, loss_of_batch, self.budget.steps, self.budget.lr)
+            def loss_of_batch() -> torch.Tensor:
+                rows = torch.randint(len(images), (self.budget.batch_size,), generator=generator)
+                faces = augment(images[rows], generator)
+                view = simulate_server_view(faces, labels[rows], defense, mask, generator)
+                wanted = resize(faces, self.work_size).to(device)
+                return F.l1_loss(decoder(self._reading(view, own_stats).to(device)), wanted)
+
+            optimize(decoder, loss_of_batch, self.budget.steps, self.budget.lr)
+            return decoder
+
+        self.decoder = _remembered(self._training_digest(ctx, probe), train)
+
+    def _training_digest(self, ctx: AttackContext, probe: torch.Tensor) -> str:
+        """Everything the decoder's training depends on; `probe` (the reading of the first simulated batch) stands
+        for the masker, its statistics and the key, which never enter the digest themselves."""
+        digest = hashlib.sha256()
+        settings = [defense_of(ctx).summary(), repr(self.budget), self.work_size, ctx.budget.seed, str(device_of(ctx))]
+        digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
+        for tensor in (probe, ctx.public_images, ctx.public_labels):
+            digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        return digest.hexdigest()
 
     def reconstruct(self, ctx: AttackContext) -> AttackResult:
         if self.decoder is None or ctx.target_masked is None:
