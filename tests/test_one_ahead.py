@@ -113,7 +113,7 @@ def test_learning_in_the_background_makes_the_policy_prefer_the_standin_best_k(r
     try:
         policy = ActingPolicy(algo, seed=0)
         learner = BackgroundLearner(algo, policy)
-        driver = OneWindowAhead(RecordingStandIn(surface, window_seconds=0.02), policy, learner, config, 4)
+        driver = OneWindowAhead(RecordingStandIn(surface, window_seconds=0.05), policy, learner, config, 4)
         assert driver.start()
         driver.run()
         learner.close()
