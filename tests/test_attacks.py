@@ -33,7 +33,7 @@ from pipelines.runs.training import run_training
 pytestmark = pytest.mark.slow
 
 BUDGET = [
-    "threads=1", "max_targets=16", "max_identities=12", "evaluator.classifier_epochs=20",
+    "threads=2", "max_targets=16", "max_identities=12", "evaluator.classifier_epochs=20",
     "recovery.steps=120", "recovery.width=16", "recovery.batch_size=16",
     "whitebox.gan_steps=300", "whitebox.gan_width=16", "whitebox.inversion_steps=60", "whitebox.restarts=8",
     "blackbox.steps=150", "blackbox.width=16",

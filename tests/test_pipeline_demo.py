@@ -19,7 +19,7 @@ MEASURES = ("S1", "S2", "S3", "S4", "score_pp", "score_cls", "overall", "verific
 # The demo's own pipeline, with fewer faces, epochs and attack steps: the pipeline is under test, not the scale.
 REDUCED = [
     "--identities", "16", "--images-per-identity", "8", "--epochs", "4", "--set", "optim.batch_size=8",
-    "--set", "budget.max_targets=8", "--set", "budget.max_identities=4", "--set", "budget.threads=1",
+    "--set", "budget.max_targets=8", "--set", "budget.max_identities=4", "--set", "budget.threads=2",
     "--set", "budget.recovery.steps=15", "--set", "budget.whitebox.gan_steps=15", "--set", "budget.whitebox.inversion_steps=4",
     "--set", "budget.whitebox.restarts=1", "--set", "budget.blackbox.steps=15", "--set", "budget.evaluator.classifier_epochs=2",
 ]  # fmt: skip

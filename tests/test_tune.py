@@ -25,7 +25,7 @@ from tune_configs.space_files import available_spaces
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Every attack, at a few steps each: the sweep machinery is under test here, not the attacks' strength.
 TINY_BUDGET = [
-    "budget.max_targets=8", "budget.max_identities=4", "budget.threads=1", "budget.recovery.steps=15",
+    "budget.max_targets=8", "budget.max_identities=4", "budget.threads=2", "budget.recovery.steps=15",
     "budget.whitebox.gan_steps=15", "budget.whitebox.inversion_steps=4", "budget.whitebox.restarts=1",
     "budget.blackbox.steps=15", "budget.evaluator.classifier_epochs=2",
 ]  # fmt: skip
