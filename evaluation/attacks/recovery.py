@@ -43,7 +43,7 @@ from masking.masker import FrequencyMasker
 from masking.obfuscation import ChannelStats
 from masking.render import render_client_view
 
-DECODERS_KEPT = 4  # trained decoders remembered per process (a few MB each)
+DECODERS_KEPT = 12  # trained decoders remembered per process (a few MB each): every recovery and key attack of a run
 _trained_decoders: OrderedDict[str, UNet] = OrderedDict()
 
 
