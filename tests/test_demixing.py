@@ -70,22 +70,29 @@ CASES = [("none", None, 1), ("ppfr_fd", "unknown", 1), ("mixup", None, 3), ("hyb
          ("hybrid_fixed", "unknown", 3)]  # fmt: skip
 
 
-@pytest.mark.parametrize(("defense", "setting", "k"), CASES)
-def test_the_attack_reconstructs_one_face_per_target_identity(defense: str, setting: str | None, k: int) -> None:
-    key = bytes(range(32))
-    masker = client_masker(key) if setting is not None else None
-    run = fake_run(defense, {"k": k}, masker, sent_record([k] * 4))
+KEY = bytes(range(32))
+TINY_BUDGETS = ["max_identities=3", "recovery.steps=2", "recovery.batch_size=4", "recovery.width=4"]
+
+
+def fitted_attack(attack_name: str, defense: str, setting: str | None, k: int):
+    """`attack_name` fitted on a small fake run of `defense` (masked with KEY when `setting` is given): the
+    attack, its context, the run and the target identities."""
+    run = fake_run(defense, {"k": k}, client_masker(KEY) if setting is not None else None, sent_record([k] * 4))
     public = PublicDefenseConfig.from_run(run)
-    budgets = load_budgets(
-        "small", ["max_identities=3", "recovery.steps=2", "recovery.batch_size=4", "recovery.width=4"]
-    )
+    budgets = load_budgets("small", TINY_BUDGETS)
     targets = build_server_targets(run, public, 8, budgets.seed)
     identities = identity_targets(targets, run.private.labels, budgets.max_identities)
     ctx = attack_context(
-        run, public, "demixing", setting or "unknown", key, budgets, torch.device("cpu"), targets, identities
+        run, public, attack_name, setting or "unknown", KEY, budgets, torch.device("cpu"), targets, identities
     )
-    attack = ATTACKS["demixing"].build(budgets, 16, GanCache())
+    attack = ATTACKS[attack_name].build(budgets, 16, GanCache())
     attack.fit(ctx)
+    return attack, ctx, run, identities
+
+
+@pytest.mark.parametrize(("defense", "setting", "k"), CASES)
+def test_the_attack_reconstructs_one_face_per_target_identity(defense: str, setting: str | None, k: int) -> None:
+    attack, ctx, run, identities = fitted_attack("demixing", defense, setting, k)
     result = attack.reconstruct(ctx)
     assert result.reconstructions.shape == (3, *run.image_shape)
     assert torch.equal(result.target_labels, identities) and result.target_indices is None
@@ -108,18 +115,7 @@ def test_held_samples_are_the_samples_sent_with_their_faces_identities_and_weigh
 @pytest.mark.parametrize("setting", KEY_SETTINGS)
 def test_a_hybrids_demixing_decodes_with_the_decoder_ppfr_fds_recovery_trained(setting: str) -> None:
     """The unmixed masked view is ppfr_fd's: one decoder serves both, trained once per process."""
-    key = bytes(range(32))
-    budgets = load_budgets(
-        "small", ["max_identities=3", "recovery.steps=2", "recovery.batch_size=4", "recovery.width=4"]
-    )
-    decoders = []
-    for defense, attack_name in (("ppfr_fd", "recovery"), ("hybrid_fixed", "demixing")):
-        run = fake_run(defense, {"k": 3}, client_masker(key), sent_record([3] * 4))
-        public = PublicDefenseConfig.from_run(run)
-        targets = build_server_targets(run, public, 8, budgets.seed)
-        identities = identity_targets(targets, run.private.labels, budgets.max_identities)
-        ctx = attack_context(run, public, attack_name, setting, key, budgets, torch.device("cpu"), targets, identities)
-        attack = ATTACKS[attack_name].build(budgets, 16, GanCache())
-        attack.fit(ctx)
-        decoders.append(attack.decoder if attack_name == "recovery" else attack.recovery.decoder)
+    recovery = fitted_attack("recovery", "ppfr_fd", setting, 3)[0]
+    demixing = fitted_attack("demixing", "hybrid_fixed", setting, 3)[0]
+    decoders = [recovery.decoder, demixing.recovery.decoder]
     assert decoders[0] is decoders[1]
