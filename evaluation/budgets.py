@@ -62,8 +62,9 @@ class BudgetConfig:
     identities attacked by white-box inversion and de-mixing; known_faces: private faces the known-plaintext attacker knows (None: the fewest whose blocks give as
     many equations per row of the map as it has unknowns, 1 for a gray 64 px face); work_size: the side at which the attacks' networks make images
     (a multiple of 16; None: the faces' own size), their outputs being resized to the faces' size; device: "auto"
-    picks CUDA when available; threads: torch CPU threads while attacking (None: torch's default; 1 is several
-    times faster on a machine whose cores are busy with other jobs).
+    picks CUDA when available; threads: torch CPU threads while attacking, and the processes dlib describes faces in
+    (None: torch's default and one dlib process; 1 is several times faster on a machine whose cores are busy with
+    other jobs).
     """
 
     max_targets: int = 48

@@ -78,9 +78,11 @@ def prior_face(public: LabelledImages) -> torch.Tensor:
     return public.images.float().mean(dim=0, keepdim=True)
 
 
-def build_judges(private: LabelledImages, public: LabelledImages, budget: EvaluatorBudgetConfig, seed: int) -> Judges:
+def build_judges(
+    private: LabelledImages, public: LabelledImages, budget: EvaluatorBudgetConfig, seed: int, dlib_processes: int = 1
+) -> Judges:
     labels = private.labels.numpy()
-    descriptor = DlibFaceDescriptor(mode=budget.dlib_mode)
+    descriptor = DlibFaceDescriptor(mode=budget.dlib_mode, processes=dlib_processes)
     descriptors = descriptor.describe(private.images)
     classifier = EvaluationClassifier(int(labels.max()) + 1, private.images.shape[1], budget.classifier_size, seed)
     fit = classifier.fit(private.images, labels, epochs=budget.classifier_epochs)
@@ -113,15 +115,26 @@ class JudgesCache:
     _judges: dict[str, Judges] = field(default_factory=dict, repr=False)
 
     def judges(
-        self, private: LabelledImages, public: LabelledImages, budget: EvaluatorBudgetConfig, seed: int
+        self,
+        private: LabelledImages,
+        public: LabelledImages,
+        budget: EvaluatorBudgetConfig,
+        seed: int,
+        dlib_processes: int = 1,
     ) -> Judges:
+        """dlib_processes: processes dlib describes faces in (it does not change a descriptor, so not the cache)."""
         fingerprint = judges_fingerprint(private, public, budget, seed)
         if fingerprint in self._judges:
             return self._judges[fingerprint]
         path = self.folder / f"judges-{fingerprint}.pt" if self.folder is not None else None
-        judges = read_cache(path, lambda cached: _load(cached, private, public, budget, fingerprint))
+        judges = read_cache(
+            path,
+            lambda cached: _load(
+                cached, private, public, DlibFaceDescriptor(budget.dlib_mode, processes=dlib_processes), fingerprint
+            ),
+        )
         if judges is None:
-            judges = build_judges(private, public, budget, seed)
+            judges = build_judges(private, public, budget, seed, dlib_processes)
             if path is not None:
                 _save(judges, path)
         self._judges[fingerprint] = judges
@@ -142,13 +155,13 @@ def _save(judges: Judges, path: Path) -> None:
 
 
 def _load(
-    path: Path, private: LabelledImages, public: LabelledImages, budget: EvaluatorBudgetConfig, fingerprint: str
+    path: Path, private: LabelledImages, public: LabelledImages, descriptor: DlibFaceDescriptor, fingerprint: str
 ) -> Judges:
     saved = torch.load(path, map_location="cpu", weights_only=True)
     evaluator = PrivacyEvaluator(
         private.images,
         private.labels.numpy(),
-        DlibFaceDescriptor(mode=budget.dlib_mode),
+        descriptor,
         EvaluationClassifier.from_state_dict(saved["classifier"]),
         gallery_descriptors=saved["descriptors"].numpy(),
         prior_face=prior_face(public),

@@ -18,9 +18,13 @@ Distances are Euclidean, dlib's trained metric (same person below about 0.6 on L
 
 from __future__ import annotations
 
+import concurrent.futures
 import importlib.util
+import itertools
+import multiprocessing
+import weakref
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -34,6 +38,7 @@ SAME_PERSON_DISTANCE = 0.6  # dlib's documented threshold, for readers of knn_di
 _SHAPE_MODEL = "shape_predictor_5_face_landmarks.dat"
 _DESCRIPTOR_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
 _CHIPS_PER_CALL = 128  # bounds the memory of one batched descriptor call (150*150*3 bytes a chip)
+_CHIPS_PER_PROCESS = 16  # the fewest chips worth a process of their own; fewer are described here, without the pool
 
 DescriptorMode = Literal["full", "detect_or_full"]
 
@@ -54,32 +59,57 @@ def dlib_model_dir() -> Path:
 
 
 class DlibFaceDescriptor:
-    """dlib: 128-D dlib face descriptors of a batch of images (uint8 or float [0, 1], gray or RGB, any size)."""
+    """dlib: 128-D dlib face descriptors of a batch of images (uint8 or float [0, 1], gray or RGB, any size).
 
-    def __init__(self, mode: DescriptorMode = "detect_or_full", model_dir: str | Path | None = None) -> None:
+    dlib's CPU network uses one core (~80 ms a chip on this project's 2-core machines), so with `processes` > 1
+    large batches are described in that many spawned processes, each holding its own copy of the network; the
+    descriptors are the same either way.
+    """
+
+    def __init__(
+        self, mode: DescriptorMode = "detect_or_full", model_dir: str | Path | None = None, processes: int = 1
+    ) -> None:
         import dlib  # imported here: loading dlib costs time that callers of other evaluators should not pay
 
         if mode not in ("full", "detect_or_full"):
             raise InputError(f"mode={mode!r}: choose 'full' (whole image is the face) or 'detect_or_full'")
+        if processes < 1:
+            raise InputError(f"processes={processes}: describe in at least one process")
         folder = Path(model_dir) if model_dir is not None else dlib_model_dir()
         self.mode: DescriptorMode = mode
+        self.processes = processes
+        self._model_dir = folder
         self._dlib = dlib
         self._shape_predictor = dlib.shape_predictor(str(folder / _SHAPE_MODEL))
         self._network = dlib.face_recognition_model_v1(str(folder / _DESCRIPTOR_MODEL))
         self._detector = dlib.get_frontal_face_detector() if mode == "detect_or_full" else None
+        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
 
     def describe(self, images: ImageBatch) -> np.ndarray:
         """Descriptors float32 [N, 128], one per image, in order.
 
-        Chips are described in batched calls, dlib's fastest CPU path (1.1-1.2x one call per image;
-        see benchmarks/bench_face_descriptor.py).
+        Chips are described in batched calls (0.9-1.2x the speed of one call per image, measured;
+        see benchmarks/bench_face_descriptor.py), split over the processes when there are enough of them.
         """
         chips = self.chips(images)
-        parts = [
-            np.asarray(self._network.compute_face_descriptor(chips[start : start + _CHIPS_PER_CALL]), dtype=np.float32)
-            for start in range(0, len(chips), _CHIPS_PER_CALL)
-        ]
-        return np.concatenate(parts, axis=0).reshape(len(chips), DESCRIPTOR_DIMENSION)
+        parts = min(self.processes, len(chips) // _CHIPS_PER_PROCESS)
+        if parts <= 1:
+            return _descriptors(self._network, chips)
+        bounds = np.linspace(0, len(chips), parts + 1).astype(int)
+        pieces = [chips[start:stop] for start, stop in itertools.pairwise(bounds)]
+        return np.concatenate(list(self._process_pool().map(_describe_in_process, pieces)), axis=0)
+
+    def _process_pool(self) -> concurrent.futures.ProcessPoolExecutor:
+        """Started on first need (spawned: safe beside Ray and torch's threads); shut down with the descriptor."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ProcessPoolExecutor(
+                self.processes,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_load_network_in_process,
+                initargs=(str(self._model_dir),),
+            )
+            weakref.finalize(self, self._pool.shutdown, cancel_futures=True)
+        return self._pool
 
     def chips(self, images: ImageBatch) -> list[np.ndarray]:
         """The aligned 150x150 RGB uint8 chips the network sees (useful to check what dlib looked at)."""
@@ -155,6 +185,29 @@ class IdentificationGallery:
                 "build the gallery from the originals of every attacked identity"
             )
         return columns
+
+
+def _descriptors(network: Any, chips: list[np.ndarray]) -> np.ndarray:
+    """float32 [len(chips), 128] in batched calls of at most _CHIPS_PER_CALL chips."""
+    parts = [
+        np.asarray(network.compute_face_descriptor(chips[start : start + _CHIPS_PER_CALL]), dtype=np.float32)
+        for start in range(0, len(chips), _CHIPS_PER_CALL)
+    ]
+    return np.concatenate(parts, axis=0).reshape(len(chips), DESCRIPTOR_DIMENSION)
+
+
+_process_network: Any = None  # a describing process's own copy of dlib's network
+
+
+def _load_network_in_process(model_dir: str) -> None:
+    import dlib
+
+    global _process_network
+    _process_network = dlib.face_recognition_model_v1(str(Path(model_dir) / _DESCRIPTOR_MODEL))
+
+
+def _describe_in_process(chips: list[np.ndarray]) -> np.ndarray:
+    return _descriptors(_process_network, chips)
 
 
 def _as_descriptors(values: np.ndarray, name: str) -> np.ndarray:

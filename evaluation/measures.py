@@ -42,6 +42,7 @@ DEFAULT_BETA = 0.6  # attack level
 TOP_K = 5
 CHANCE_VERIFICATION = 0.5  # balanced genuine / impostor pairs
 VIEW_PREFIX = "view: "  # S3/S4 worst-case names of renderings, the zero-effort attack
+SCORE_CLS_IN_WORDS = "score_cls = (verification accuracy − 0.5) ÷ (the unprotected model's − 0.5), clipped to [0, 1]"
 PROVEN_P_HAT = 0.3  # an attack is proven when it reaches this p-hat on `none` (same data, same budget)
 _SSIM_WINDOW = 7  # scikit-image's default; shrunk (odd) for images smaller than it
 Combine = Literal["harmonic", "arithmetic"]

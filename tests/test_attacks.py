@@ -32,11 +32,13 @@ from pipelines.runs.training import run_training
 
 pytestmark = pytest.mark.slow
 
+# Recovery gets the steps it needs to be proven on `none` (asserted below); the model inversions only need to run
+# and be judged (whether they are proven is reported, not asserted), so they get a few steps each.
 BUDGET = [
     "threads=2", "max_targets=16", "max_identities=12", "evaluator.classifier_epochs=20",
     "recovery.steps=120", "recovery.width=16", "recovery.batch_size=16",
-    "whitebox.gan_steps=300", "whitebox.gan_width=16", "whitebox.inversion_steps=60", "whitebox.restarts=8",
-    "blackbox.steps=150", "blackbox.width=16",
+    "whitebox.gan_steps=100", "whitebox.gan_width=16", "whitebox.inversion_steps=30", "whitebox.restarts=2",
+    "blackbox.steps=60", "blackbox.width=16",
 ]  # fmt: skip
 REQUIRED_REPORT_KEYS = {
     "defense", "S1", "S2", "S3", "S4", "score_pp", "score_cls", "overall", "verification_accuracy", "attacks",

@@ -72,9 +72,19 @@ def test_dlib_describes_images_of_different_sizes_in_one_call(orl_dir, descripto
     assert descriptor.describe([faces[0], small]).shape == (2, DESCRIPTOR_DIMENSION)
 
 
-def test_dlib_refuses_an_unknown_mode() -> None:
+def test_dlib_describing_in_two_processes_gives_the_same_descriptors_in_the_same_order(orl_dir, descriptor) -> None:
+    faces, _ = read_orl(orl_dir, 2, range(1, 9))
+    batch = np.concatenate([faces, faces[::-1]])  # 32 chips: the fewest split over both processes
+    in_two = DlibFaceDescriptor(processes=2).describe(batch)
+    in_one = descriptor.describe(faces)
+    np.testing.assert_allclose(in_two, np.concatenate([in_one, in_one[::-1]]), atol=1e-6)
+
+
+def test_dlib_refuses_an_unknown_mode_and_fewer_than_one_process() -> None:
     with pytest.raises(InputError, match="mode"):
         DlibFaceDescriptor(mode="crop")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="processes=0"):
+        DlibFaceDescriptor(processes=0)
 
 
 def test_gallery_ranks_identities_by_their_nearest_image() -> None:

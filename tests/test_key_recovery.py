@@ -23,7 +23,7 @@ from evaluation.attacks.key_recovery import (
 from evaluation.attacks.knowledge import public_stats
 from evaluation.attacks.recovery import RecoveryAttack
 from evaluation.budgets import RecoveryBudgetConfig
-from evaluation.server_view import PublicDefenseConfig
+from evaluation.server_view import PublicDefenseConfig, simulate_server_view
 from masking.masker import FrequencyMasker
 from tests.masking_faces import smooth_images
 
@@ -70,16 +70,36 @@ def test_recovery_with_the_solved_map_matches_the_key_known_recovery() -> None:
     solved = AttackContext(
         **common, key_setting="unknown", extras={"defense": defense, "known_pairs": (faces[:1], masker.mask(faces[:1]))}
     )
-    readings, results = [], []
+    readings, results, decoders = [], [], []
     for attack, ctx in ((RecoveryAttack(budget, 32), leaked), (KnownPlaintextRecovery(budget, 32), solved)):
         attack.fit(ctx)
+        decoders.append(attack.decoder)
         readings.append(attack._reading(common["target_masked"], public_stats(defense)))
         results.append(attack.reconstruct(ctx).reconstructions)
     # the decoder reads the server's data as the key holder does (the client view), so it learns the same map
     torch.testing.assert_close(readings[1], readings[0], atol=1e-4, rtol=1e-4)
     torch.testing.assert_close(results[1], results[0], atol=1e-4, rtol=0)
+    # masked and unmixed with one map, the attacker's own faces read the same whatever the map: one decoder serves
+    assert decoders[1] is decoders[0]
     with pytest.raises(InputError, match="known_pairs"):
         KnownPlaintextRecovery(budget, 32).fit(AttackContext(**common, extras={"defense": defense}))
+
+
+@pytest.mark.parametrize(("defense_name", "k"), [("ppfr_fd", 1), ("hybrid_fixed", 3)])
+def test_faces_masked_and_read_with_one_map_read_the_same_whatever_the_map(defense_name: str, k: int) -> None:
+    """Why recovery with the key and the key-recovery attacks may share one decoder: its training data do not
+    depend on the map, only on the public channel selection."""
+    faces = smooth_images(12, 1, seed=0, size=SIZE)
+    readings = []
+    for key in (secrets.token_bytes(32), secrets.token_bytes(32)):
+        masker = FrequencyMasker.fit(faces, key, 0.5)
+        defense = PublicDefenseConfig(defense_name, k_values=(k,), masking=masker.public_settings())
+        attack = RecoveryAttack(RecoveryBudgetConfig(), 32)
+        attack.masker, attack.reads_with_key = masker, True
+        view = simulate_server_view(faces, torch.arange(12), defense, masker.mask, torch.Generator().manual_seed(0))
+        readings.append(attack._reading(view, masker.stats))
+    torch.testing.assert_close(readings[1], readings[0], atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(readings[0], readings[0].roll(1, dims=0), atol=1e-2)  # the faces differ: not vacuous
 
 
 def orl_at_64(orl_dir: Path, people: range) -> torch.Tensor:

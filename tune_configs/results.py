@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from common.files import atomic_output, atomic_write_text
+from evaluation.measures import SCORE_CLS_IN_WORDS
 from tune_configs.space import SearchSpace
 from tune_configs.trial import SCORE_FIELDS, TrialSetup, trial_config
 
@@ -115,8 +116,8 @@ def _markdown(rows: Sequence[TrialRow], keys: list[str], space: SearchSpace, fro
         "",
         space.description,
         "",
-        "overall = harmonic mean of score_pp (privacy, attacks included) and score_cls (verification accuracy ÷ the "
-        "unprotected baseline's). ASHA stopped trials on verification accuracy before their attacks; they have no "
+        f"overall = harmonic mean of score_pp (privacy, attacks included) and score_cls; {SCORE_CLS_IN_WORDS}. "
+        "ASHA stopped trials on verification accuracy before their attacks; they have no "
         "privacy scores. ◆: on the Pareto front of score_cls and score_pp.",
         "",
         "| rank | trial | " + " | ".join(keys) + " | verif. acc. | score_pp | score_cls | overall | status |",
@@ -159,7 +160,7 @@ def _pareto_figure(rows: Sequence[TrialRow], front: set[str], path: Path) -> Non
         zorder=5,
         label=f"best overall ({rows[0].overall:.3f})",
     )
-    axes.set_xlabel("score_cls (utility: verification accuracy ÷ unprotected)")
+    axes.set_xlabel("score_cls (utility: share of the unprotected model's accuracy above chance)")
     axes.set_ylabel("score_pp (privacy against the attacks)")
     axes.set_title("Sweep trials in the privacy–utility plane")
     axes.grid(alpha=0.3)

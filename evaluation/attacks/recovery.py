@@ -12,7 +12,8 @@ The U-Net works at the budget's work size; reconstructions are resized to the fa
 
 A trained decoder is kept for the rest of the process under a digest of everything that shaped it (view, masker,
 public faces, budget, seed): the de-mixing attack decodes with the unmixed masked view, which is `ppfr_fd`'s, so
-in one `run` it reuses the decoder the recovery of `ppfr_fd` trained instead of training the same one again.
+in one `run` it reuses the decoder the recovery of `ppfr_fd` trained instead of training the same one again; and
+the key-recovery attacks reuse the decoder of the recovery with the key (see `_training_digest`).
 """
 
 from __future__ import annotations
@@ -98,12 +99,24 @@ class RecoveryAttack:
         self.decoder = _remembered(self._training_digest(ctx, probe), train)
 
     def _training_digest(self, ctx: AttackContext, probe: torch.Tensor) -> str:
-        """Everything the decoder's training depends on; `probe` (the reading of the first simulated batch) stands
-        for the masker, its statistics and the key, which never enter the digest themselves."""
+        """Everything the decoder's training depends on.
+
+        Read with a key (the client's, or a key-recovery attack's estimate of it), the simulated reading is the
+        kept frequencies in pixel space whatever the map, since the attacker masks and unmixes its own faces with
+        the same one: the public channel selection names it, and recovery with the key and both key-recovery
+        attacks train one decoder (they differ only in how they read the server's data). Otherwise `probe` (the
+        reading of the first simulated batch) stands for the masker, its statistics and the key, which never enter
+        the digest themselves."""
+        defense = defense_of(ctx)
         digest = hashlib.sha256()
-        settings = [defense_of(ctx).summary(), repr(self.budget), self.work_size, ctx.budget.seed, str(device_of(ctx))]
+        settings = [defense.summary(), repr(self.budget), self.work_size, ctx.budget.seed, str(device_of(ctx))]
+        tensors = [ctx.public_images, ctx.public_labels]
+        if self.reads_with_key:
+            settings.append(["read with a key", list(defense.selection.kept)])
+        else:
+            tensors.append(probe)
         digest.update(json.dumps(settings, sort_keys=True, default=str).encode())
-        for tensor in (probe, ctx.public_images, ctx.public_labels):
+        for tensor in tensors:
             digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
         return digest.hexdigest()
 

@@ -28,6 +28,7 @@ from common.errors import InputError
 from common.files import atomic_write_json, atomic_write_text, read_json
 from evaluation.attacks.registry import ATTACK_NAMES
 from evaluation.budgets import BudgetConfig
+from evaluation.measures import SCORE_CLS_IN_WORDS
 from evaluation.report import REPORT_JSON, REPORT_MD
 from pipelines.client.keyfile import default_key_path, read_key_file
 from pipelines.runs.experiment_config import ExperimentConfig
@@ -228,8 +229,8 @@ def _comparison_markdown(comparison: dict[str, Any]) -> str:
     lines += [
         "Higher is better for every score. S1/S2: how little the masked data shows and how little of it an "
         "independent face model recognises; S3/S4: the same for the best attack's reconstructions (worst case over "
-        "attacks and key settings); score_pp = 0.4·(S1+S2)/2 + 0.6·(S3+S4)/2; score_cls = verification accuracy ÷ "
-        "the unprotected model's; overall = their harmonic mean.",
+        f"attacks and key settings); score_pp = 0.4·(S1+S2)/2 + 0.6·(S3+S4)/2; {SCORE_CLS_IN_WORDS}; overall = "
+        "their harmonic mean.",
         "",
         "| defence | S1 | S2 | S3 | S4 | score_pp | verification acc. | TAR@FAR=1e-3 | score_cls | overall | mean k |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
