@@ -22,8 +22,8 @@ _held_lock: int | None = None  # the lock file's descriptor, held until this pro
 # costs nothing visible. A local Ray inherits this process's environment; set the variable on a cluster's nodes.
 TRAIN_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 TRAIN_POLL_S = "0.5"
-# A local Ray lives for one command, and its dashboard (a web server, an agent, metrics) cost the demo 1 min 38 s of
-# CPU time on 2 cores (8 min 43 s in all with it, 7 min 5 s without): it starts only when this variable is "1".
+# A local Ray lives for one command, and its dashboard's UI modules and metrics cost CPU a 2-core machine misses (the
+# demo's CPU time: 8 min 43 s with them, 7 min 5 s without, one run each): they start only when this variable is "1".
 LOCAL_DASHBOARD_ENV = "HYBRIDMASK_RAY_DASHBOARD"
 
 
