@@ -130,6 +130,14 @@ def test_more_workers_than_the_cluster_can_place_is_an_error_not_a_hang() -> Non
     assert resolve_resources(load_config(TrainConfig, None, ["scale.workers=2"]), {"CPU": 2.0}).cpus_per_worker == 0.5
 
 
+def test_runs_are_sized_from_the_cpus_the_node_registered(ray_cluster) -> None:
+    from trainers.local_ray import cluster_totals
+
+    totals = cluster_totals()
+    assert totals["CPU"] == 2.0 and totals["CPU"] == ray_cluster.cluster_resources()["CPU"]
+    assert resolve_resources(load_config(TrainConfig, None, ["scale.workers=2"]), totals).cpus_per_worker == 0.5
+
+
 def test_data_without_a_verify_split_is_refused(synthetic_faces: Path, tmp_path: Path) -> None:
     import shutil
 

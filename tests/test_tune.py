@@ -118,7 +118,10 @@ def wait_for(predicate, process: subprocess.Popen, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
         if process.poll() is not None:
-            raise AssertionError(f"the sweep exited (code {process.returncode}) before the awaited step")
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(
+                f"the sweep exited (code {process.returncode}) before the awaited step:\n{output[-4000:]}"
+            )
         if time.monotonic() > deadline:
             raise AssertionError("the awaited step of the sweep did not come in time")
         time.sleep(1.0)
@@ -127,7 +130,8 @@ def wait_for(predicate, process: subprocess.Popen, timeout_s: float) -> None:
 @pytest.mark.slow
 def test_sweep_ranks_two_trials_and_resumes_after_an_interruption(few_faces: Path, tmp_path: Path) -> None:
     space, out = two_trial_space(tmp_path), tmp_path / "sweep"
-    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO_ROOT)}
+    # HYBRIDMASK_DEBUG: an input error shows its traceback, so a failure here says where it came from.
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO_ROOT), "HYBRIDMASK_DEBUG": "1"}
     first = subprocess.Popen(tune_command(space, few_faces, out), cwd=REPO_ROOT, env=env, start_new_session=True,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
     try:

@@ -1,5 +1,5 @@
 """Starting Ray for one command: attach to a cluster named by RAY_ADDRESS, or start a local instance that no
-other hybridmask command on this machine is running beside.
+other hybridmask command on this machine is running beside; and reading what the cluster has.
 
 Two local Ray instances on one machine confuse Ray Train (its placement-group monitor finds both and prints
 "multiple active Ray instances" tracebacks) and share the same cores without knowing it. So a command that would
@@ -49,6 +49,22 @@ def start_ray() -> None:
     claim_local_ray()
     poll_train_workers_promptly()
     ray.init(include_dashboard=os.environ.get(LOCAL_DASHBOARD_ENV) == "1")
+
+
+def cluster_totals() -> dict[str, float]:
+    """The resources the live nodes registered with (CPU, GPU, custom ones such as `client`), summed.
+
+    ray.cluster_resources() reads the scheduler's resource view instead, which can lack a node's CPUs for a moment
+    while its raylet starts (Ray's own tests allow for it: ray-project/ray#29290); a run sized at such a moment would
+    be refused as too large for the cluster. A node's registered resources do not change while it lives."""
+    import ray
+
+    totals: dict[str, float] = {}
+    for node in ray.nodes():
+        if node.get("Alive"):
+            for name, amount in node.get("Resources", {}).items():
+                totals[name] = totals.get(name, 0.0) + float(amount)
+    return totals
 
 
 def reserve_ray() -> None:

@@ -30,7 +30,7 @@ from trainers.checkpoints import MODEL_FILE, export_model, load_state
 from trainers.config import TrainConfig
 from trainers.config_io import save_config, to_dict
 from trainers.k_source import FixedK, KSource
-from trainers.local_ray import start_ray
+from trainers.local_ray import cluster_totals, start_ray
 from trainers.progress import PROGRESS_EVERY_S
 from trainers.window_source import ClientOffer, WindowSource
 
@@ -161,7 +161,7 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     check_same_run(run_dir, config)
     start_ray()
-    resources = resolve_resources(config, ray.cluster_resources())
+    resources = resolve_resources(config, cluster_totals())
     save_config(config, run_dir / CONFIG_FILE)
     atomic_write_json(run_dir / OFFER_FILE, vars(offer))
     client.accept_plan(plan)

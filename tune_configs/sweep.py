@@ -25,7 +25,7 @@ from common.errors import InputError
 from evaluation.attacks.registry import ATTACK_NAMES
 from pipelines.runs.run_pipeline import KEY_FILE, PipelineConfig, attack_defense, client_key, train_defense
 from trainers.defenses import UNPROTECTED
-from trainers.local_ray import start_ray
+from trainers.local_ray import cluster_totals, start_ray
 from trainers.schema import MANIFEST_NAME
 from tune_configs.cleanup import ReleaseStoppedTrials
 from tune_configs.results import TrialRow, write_results
@@ -69,7 +69,6 @@ class SweepConfig:
 
 def run_sweep(spec: SweepConfig, say: Say = print) -> list[TrialRow]:
     """Run (or resume) the sweep; returns every trial, best overall first, and writes the results files."""
-    import ray
     from ray import tune
 
     spec.validate()
@@ -92,7 +91,7 @@ def run_sweep(spec: SweepConfig, say: Say = print) -> list[TrialRow]:
             tune_config=tune.TuneConfig(
                 num_samples=spec.samples or spec.space.samples,
                 scheduler=_scheduler(spec),
-                max_concurrent_trials=concurrent_trials(spec, ray.cluster_resources()),
+                max_concurrent_trials=concurrent_trials(spec, cluster_totals()),
                 trial_dirname_creator=lambda trial: trial.trial_id,
             ),
             run_config=tune.RunConfig(

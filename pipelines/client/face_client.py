@@ -142,7 +142,9 @@ def start_client(config: ClientConfig) -> ActorWindowSource:
     group (a Tune trial's), which has no `client` resource."""
     import ray
 
+    from trainers.local_ray import cluster_totals
+
     options: dict[str, Any] = {"num_cpus": 0, "max_concurrency": 4, "scheduling_strategy": "DEFAULT"}
-    if ray.cluster_resources().get(CLIENT_RESOURCE, 0) > 0:
+    if cluster_totals().get(CLIENT_RESOURCE, 0) > 0:
         options["resources"] = {CLIENT_RESOURCE: 0.01}
     return ActorWindowSource(ray.remote(FaceClient).options(**options).remote(config))
