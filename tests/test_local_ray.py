@@ -41,3 +41,21 @@ def test_a_cluster_named_by_ray_address_is_joined_with_its_own_settings(init_cal
     local_ray.start_ray()
     assert init_calls == [{}]
     assert local_ray.TRAIN_POLL_ENV not in os.environ
+
+
+def test_the_commands_hide_the_cleaners_warning_about_the_missing_state_api_and_nothing_else(monkeypatch) -> None:
+    import re
+
+    monkeypatch.delenv(local_ray.SKIPPED_LOG_LINES_ENV, raising=False)
+    local_ray.hide_state_api_warnings()  # what the command line does before any verb imports ray
+    skipped = re.compile(os.environ[local_ray.SKIPPED_LOG_LINES_ENV])
+    warning = (
+        "\x1b[36m(PlacementGroupCleaner pid=3285)\x1b[0m Failed to query Ray Train Controller actor state. "
+        "State API may be temporarily unavailable. Continuing to monitor."
+    )
+    assert skipped.search(warning)
+    for kept in ("(RayTrainWorker pid=3329) epoch 1/2  loss 20.863", "Detected that the Ray Train controller actor"):
+        assert not skipped.search(kept)
+    monkeypatch.setenv(local_ray.SKIPPED_LOG_LINES_ENV, "mine")
+    local_ray.hide_state_api_warnings()
+    assert os.environ[local_ray.SKIPPED_LOG_LINES_ENV] == "mine"  # a user's own setting wins

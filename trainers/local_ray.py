@@ -25,6 +25,18 @@ TRAIN_POLL_S = "0.5"
 # A local Ray lives for one command, and its dashboard's UI modules and metrics cost CPU a 2-core machine misses (the
 # demo's CPU time: 8 min 43 s with them, 7 min 5 s without, one run each): they start only when this variable is "1".
 LOCAL_DASHBOARD_ENV = "HYBRIDMASK_RAY_DASHBOARD"
+# Without the dashboard Ray has no state API, and Ray Train's placement-group cleaner, which asks it every second
+# whether the training controller lives, warns each time it cannot. The cleaner frees a dead run's CPUs on a cluster
+# that outlives the run; a local Ray ends with its command and every placement group with it, so the warning asks
+# nothing of the user. Ray's driver drops worker log lines matching this variable's regex.
+SKIPPED_LOG_LINES_ENV = "RAY_DEDUP_LOGS_SKIP_REGEX"
+CLEANER_WITHOUT_STATE_API = "Failed to query Ray Train Controller actor state"
+
+
+def hide_state_api_warnings() -> None:
+    """Before ray is first imported (Ray reads the variable then): the driver does not print the cleaner's warning
+    about the missing state API (a user's own setting wins)."""
+    os.environ.setdefault(SKIPPED_LOG_LINES_ENV, CLEANER_WITHOUT_STATE_API)
 
 
 def poll_train_workers_promptly() -> None:

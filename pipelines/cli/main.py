@@ -16,8 +16,10 @@ import threading
 from common import __version__
 from common.errors import InputError
 from common.limits import limit_image_decoding
+from trainers.local_ray import hide_state_api_warnings
 
 limit_image_decoding()  # before any verb imports cv2
+hide_state_api_warnings()  # before any verb imports ray
 
 VERB_MODULES = (
     "pipelines.cli.commands.demo",
