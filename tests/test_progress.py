@@ -57,3 +57,14 @@ def test_attack_loops_report_only_inside_an_attack_progress_block(monkeypatch) -
         "run: whitebox (key unknown) GAN prior: step 20/30  1.00 steps/s  left 0:10",
         "run: whitebox (key unknown) GAN prior: step 30/30  1.00 steps/s  left 0:00",
     ]
+
+
+def test_a_quiet_run_masks_its_data_without_progress_bars(synthetic_faces, client_key, tmp_path, capsys) -> None:
+    from pipelines.client.keyfile import read_key_file
+    from pipelines.runs.training import masked_data_for
+
+    key = read_key_file(client_key)
+    masked_data_for(synthetic_faces, key, 0.5, tmp_path / "quiet", progress=False)
+    assert capsys.readouterr().err == ""
+    masked_data_for(synthetic_faces, key, 0.5, tmp_path / "shown")
+    assert "mask private" in capsys.readouterr().err

@@ -141,7 +141,7 @@ def _masked_data(spec: PipelineConfig, data_dir: Path, key: bytes, say: Say) -> 
     out = spec.out / "masked"
     if not (out / MANIFEST_NAME).is_file():
         say(f"masking the private and verify splits (ratio {spec.config.masking.ratio}) ...")
-    return masked_data_for(data_dir, key, spec.config.masking.ratio, out)
+    return masked_data_for(data_dir, key, spec.config.masking.ratio, out, progress=not spec.quiet)
 
 
 def train_defense(spec: PipelineConfig, defense: str, data_dir: Path, run_dir: Path, say: Say) -> None:

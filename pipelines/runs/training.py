@@ -25,7 +25,7 @@ from trainers.schema import MANIFEST_NAME
 MASKED_SUBDIR = "masked"
 
 
-def masked_data_for(prepared_dir: Path, key: bytes, ratio: float, out_dir: Path) -> Path:
+def masked_data_for(prepared_dir: Path, key: bytes, ratio: float, out_dir: Path, progress: bool = True) -> Path:
     """The masked copy of a prepared folder under `out_dir`, reused when it matches (same source, ratio, key)."""
     manifest_path = out_dir / MANIFEST_NAME
     if manifest_path.is_file():
@@ -39,11 +39,13 @@ def masked_data_for(prepared_dir: Path, key: bytes, ratio: float, out_dir: Path)
         if same:
             return out_dir
         raise InputError(f"{out_dir} holds data masked with other settings (source, ratio or key); choose a new --out")
-    mask_dataset(prepared_dir, key, out_dir, ratio=ratio)
+    mask_dataset(prepared_dir, key, out_dir, ratio=ratio, progress=progress)
     return out_dir
 
 
-def resolve_training_data(data_dir: Path, config: ExperimentConfig, key: bytes | None, run_dir: Path) -> Path:
+def resolve_training_data(
+    data_dir: Path, config: ExperimentConfig, key: bytes | None, run_dir: Path, progress: bool = True
+) -> Path:
     """The folder the defence trains on: the given one, or its masked copy when a key is given for masked defences."""
     info = inspect_dataset(data_dir)
     if not config.uses_pixels and info.representation == "images":
@@ -52,7 +54,7 @@ def resolve_training_data(data_dir: Path, config: ExperimentConfig, key: bytes |
                 f"defence {config.defense.name!r} trains on masked data and {data_dir} holds raw images: "
                 "pass --key KEYFILE to mask them first (the key stays on this machine), or pass a masked folder"
             )
-        return masked_data_for(data_dir, key, config.masking.ratio, run_dir / MASKED_SUBDIR)
+        return masked_data_for(data_dir, key, config.masking.ratio, run_dir / MASKED_SUBDIR, progress)
     check_representation(config, info.representation, str(data_dir))
     return data_dir
 
@@ -76,7 +78,7 @@ def run_training(
     created = not run_dir.exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
-        training_data = resolve_training_data(Path(data_dir), config, key, run_dir)
+        training_data = resolve_training_data(Path(data_dir), config, key, run_dir, progress=not quiet)
         start_ray()
         client = start_client(ClientConfig(str(training_data), str(run_dir / CLIENT_RECORD_DIR), config.holdout_modulo))
         try:
