@@ -100,6 +100,11 @@ class BudgetConfig:
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda", "mps")):
             raise InputError(f"budget device = {self.device!r}: use auto, cpu or cuda[:N]")
 
+    @property
+    def dlib_processes(self) -> int:
+        """The processes dlib describes faces in: `threads` of them, one when `threads` is left to torch."""
+        return self.threads or 1
+
     def size_for(self, image_size: int) -> int:
         """The side the attacks' networks work at for faces of `image_size` px (never larger than the faces)."""
         return image_size if self.work_size is None else min(self.work_size, image_size)

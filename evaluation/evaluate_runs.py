@@ -197,7 +197,7 @@ def evaluate_run(
         run = load_run(run_dir)
         defense = PublicDefenseConfig.from_run(run)
         say(f"{run_dir.name}: evaluators and renderings of the server view")
-        judges = caches.judges.judges(run.private, run.public, budgets.evaluator, budgets.seed, budgets.threads or 1)
+        judges = caches.judges.judges(run.private, run.public, budgets.evaluator, budgets.seed, budgets.dlib_processes)
         targets = build_server_targets(run, defense, budgets.max_targets, budgets.seed)
         sent = sent_appearances(run, sent_samples(run))
         renderings = server_renderings(targets, defense)

@@ -166,7 +166,7 @@ def attack_run(
         say(
             f"{plan.run_dir.name}: building the evaluators (dlib gallery of {len(run.private.labels)} originals, classifier)"
         )
-        judges = caches.judges.judges(run.private, run.public, budgets.evaluator, budgets.seed, budgets.threads or 1)
+        judges = caches.judges.judges(run.private, run.public, budgets.evaluator, budgets.seed, budgets.dlib_processes)
         attacked = run_fingerprint(plan.run_dir)
         image_targets = build_server_targets(run, defense, budgets.max_targets, budgets.seed)
         identities = identity_targets(image_targets, run.private.labels, budgets.max_identities)
