@@ -6,7 +6,8 @@ For each attack A and key setting S:
     RUN_DIR/attacks/A-S.json   attack, key_setting, defense, outcome {ssim, psnr, top1, top5, knn_dist,
                                classifier_top1, classifier_top5}, targets (kind, seed, count), budget, judges
                                (fingerprint of the evaluators), evaluator_check, knowledge, context, seconds,
-                               attacked {checkpoint_sha256, data_sha256}: the run it attacked (`run_fingerprint`)
+                               attacked {checkpoint_sha256, data_sha256}: the run it attacked (`run_fingerprint`),
+                               revision: of the attack's method (`RegisteredAttack.revision`)
     RUN_DIR/attacks/A-S.npz    reconstructions uint8 [M, C, H, W], labels [M], original_indices [M] (-1 for
                                identity-level reconstructions)
 
@@ -14,8 +15,8 @@ The key is used in memory for the known setting and written nowhere: records are
 `report.public_settings`, which refuses key-like entries and binary values. Pixel defences have no key, so the
 two settings coincide there and only "unknown" is run.
 
-A record is *current* when its `attacked` fingerprint is the run's now; a stale one (the run was retrained or its
-data re-made) is never scored: `hybridmask run` and `tune` redo it, and `evaluate` refuses it, as it refuses runs
+A record is *current* when its `attacked` fingerprint is the run's now and its attack's revision is the one the
+code has; a stale one (the run was retrained, its data re-made, or the attack changed since) is never scored: `hybridmask run` and `tune` redo it, and `evaluate` refuses it, as it refuses runs
 whose current records do not cover every attack in every key setting of their defence (`coverage_gaps`).
 """
 
@@ -297,6 +298,7 @@ def write_attack_record(
             "context": ctx.public_summary(),
             "seconds": seconds,
             "attacked": attacked,
+            "revision": ATTACKS[attack].revision,
             "reconstructions": npz_path.name,
         },
         path="attack record",
@@ -319,9 +321,16 @@ def read_attack_records(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def current_records(run_dir: Path, records: list[dict[str, Any]] | None = None) -> list[dict[str, Any]]:
-    """The run's attack records made on the run as it is now (same checkpoint and data fingerprints)."""
+    """The run's attack records made on the run as it is now (same checkpoint and data fingerprints), by the
+    attacks as they are now (same revision; records from before revisions were kept count as revision 1)."""
     attacked = run_fingerprint(run_dir)
-    return [r for r in (read_attack_records(run_dir) if records is None else records) if r.get("attacked") == attacked]
+    return [
+        r
+        for r in (read_attack_records(run_dir) if records is None else records)
+        if r.get("attacked") == attacked
+        and r["attack"] in ATTACKS
+        and r.get("revision", 1) == ATTACKS[r["attack"]].revision
+    ]
 
 
 def coverage_gaps(run_dir: Path, attacks: Iterable[str] = ATTACK_NAMES) -> list[str]:

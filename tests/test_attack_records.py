@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from common.errors import InputError
-from evaluation.attacks.registry import ATTACK_NAMES
+from evaluation.attacks.registry import ATTACK_NAMES, ATTACKS
 from evaluation.budgets import load_budgets
 from evaluation.evaluate_runs import evaluate_runs
 from evaluation.run_attacks import ATTACKS_DIR, coverage_gaps, current_records, record_paths
@@ -39,10 +39,13 @@ def fake_run(root: Path, defense: str, weights: float = 0.0) -> Path:
     return run_dir
 
 
-def write_record(run_dir: Path, attack: str, setting: str, attacked: dict[str, str], budget: dict) -> None:
+def write_record(
+    run_dir: Path, attack: str, setting: str, attacked: dict[str, str], budget: dict, revision: int | None = None
+) -> None:
     path = record_paths(run_dir, attack, setting)[0]
     path.parent.mkdir(parents=True, exist_ok=True)
-    record = {"attack": attack, "key_setting": setting, "attacked": attacked, "budget": budget}
+    revision = ATTACKS[attack].revision if revision is None else revision
+    record = {"attack": attack, "key_setting": setting, "attacked": attacked, "budget": budget, "revision": revision}
     path.write_text(json.dumps(record), encoding="utf-8")
 
 
@@ -70,6 +73,11 @@ def test_a_stale_record_is_redone_and_a_current_one_reused(tmp_path: Path, monke
         "evaluation.run_attacks.attack_run", lambda run, names, setting, *rest: redone.append((*names, setting))
     )
     spec = PipelineConfig(out=tmp_path, config=load_experiment(None, []), budgets=budgets)
+    attack_defense(spec, run_dir, b"", None, lambda message: None)
+    assert redone == [("whitebox", "unknown")]
+    older_method = ATTACKS["whitebox"].revision - 1  # made on this checkpoint, by the attack before its last change
+    write_record(run_dir, "whitebox", "unknown", run_fingerprint(run_dir), budget, revision=older_method)
+    redone.clear()
     attack_defense(spec, run_dir, b"", None, lambda message: None)
     assert redone == [("whitebox", "unknown")]
     fake_run(tmp_path, "none", weights=2.0)  # retrained: every record is stale now

@@ -125,10 +125,20 @@ def _new_prior(channels: int, budget: WhiteboxBudgetConfig, size: int, device: t
 
 
 def _frozen(prior: GanPrior) -> GanPrior:
-    """Evaluation mode, no gradients to the weights (the inversion differentiates through them, not into them)."""
+    """No gradients to the weights (the inversion differentiates through them, not into them); the discriminator in
+    evaluation mode, the generator normalising by the batch's own statistics as in training.
+
+    With the running averages instead, the latent search drifts to where the generator paints washed-out or
+    saturated faces that no judge recognises: on ORL's unprotected model, 48 inversions were identified at
+    p-hat 0.044 that way and 0.244 with batch statistics (docs/evaluation.md). The running averages stay as trained.
+    """
     for network in (prior.generator, prior.discriminator):
-        network.eval()
         network.requires_grad_(False)
+    prior.discriminator.eval()
+    prior.generator.train()
+    for layer in prior.generator.modules():
+        if isinstance(layer, torch.nn.BatchNorm2d):
+            layer.track_running_stats = False  # in training mode: batch statistics, and the averages left alone
     return prior
 
 

@@ -6,7 +6,8 @@ model, or from every sample sent) rather than images, and whether it recovers th
 masked defenses, in the key-unknown setting only). The module imports no torch: builders import their attack when
 called, so CLI parsers list the names quickly. A new attack is its module plus one row here (and a budget section
 in `evaluation/budgets.py` if it has values of its own, and its `extras` in `evaluation.run_attacks.attack_context`
-if it reads server-held data beyond its targets).
+if it reads server-held data beyond its targets). Changing what an attack finds means raising its `revision`, which
+makes its older records stale.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class RegisteredAttack:
     budget_section: str  # the `budget.<section>` it reads
     per_identity: bool = False  # targets are identities (from the model, or from every sample sent), not images
     recovers_key: bool = False  # estimates the key itself: masked defenses, key-unknown setting only
+    revision: int = 1  # raised when the method changes what it finds: records of older revisions are stale
 
     def applies(self, masked_defense: bool, setting: str) -> bool:
         """Pixel defenses have no key (so "unknown" only, and nothing to recover); key recovery is the key-unknown
@@ -88,6 +90,7 @@ ATTACKS: dict[str, RegisteredAttack] = {
             lambda budgets: (budgets.whitebox.inversion_steps, budgets.whitebox.restarts),
             "whitebox",
             per_identity=True,
+            revision=2,  # 2: the GAN prior's generator normalises by the batch during the search (attacks/gan.py)
         ),
         RegisteredAttack(
             "blackbox", _blackbox, lambda budgets: (budgets.blackbox.steps, budgets.blackbox.batch_size), "blackbox"
