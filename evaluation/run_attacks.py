@@ -16,8 +16,9 @@ The key is used in memory for the known setting and written nowhere: records are
 two settings coincide there and only "unknown" is run.
 
 A record is *current* when its `attacked` fingerprint is the run's now and its attack's revision is the one the
-code has; a stale one (the run was retrained, its data re-made, or the attack changed since) is never scored: `hybridmask run` and `tune` redo it, and `evaluate` refuses it, as it refuses runs
-whose current records do not cover every attack in every key setting of their defence (`coverage_gaps`).
+code has; a stale one (the run was retrained, its data re-made, or the attack changed since) is never scored:
+`hybridmask run` and `tune` redo it, and `evaluate` refuses it, as it refuses runs whose current records do not
+cover every attack in every key setting of their defence (`coverage_gaps`).
 """
 
 from __future__ import annotations

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import torch
 
-from evaluation.attacks.gan import GanCache
+from evaluation.attacks.gan import GanCache, GanPrior
 from evaluation.budgets import WhiteboxBudgetConfig
 
 BUDGET = WhiteboxBudgetConfig(gan_steps=3, gan_batch_size=4, gan_width=4, latent_size=8)
 
 
-def trained_prior():
+def trained_prior() -> GanPrior:
     faces = torch.rand(6, 1, 16, 16)
     return GanCache().prior(faces, BUDGET, 16, seed=0, device=torch.device("cpu"))
 

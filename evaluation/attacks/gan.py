@@ -130,7 +130,7 @@ def _frozen(prior: GanPrior) -> GanPrior:
 
     With the running averages instead, the latent search drifts to where the generator paints washed-out or
     saturated faces that no judge recognises: on ORL's unprotected model, 48 inversions were identified at
-    p-hat 0.044 that way and 0.244 with batch statistics (docs/evaluation.md). The running averages stay as trained.
+    p-hat 0.044 that way and 0.244 with batch statistics (docs/results/README.md). The running averages stay as trained.
     """
     for network in (prior.generator, prior.discriminator):
         network.requires_grad_(False)
