@@ -46,7 +46,14 @@ from evaluation.run_attacks import (
     read_reconstructions,
     torch_threads,
 )
-from evaluation.run_data import check_run_dir, load_run, prepared_folder_of, read_summary, training_data_dir
+from evaluation.run_data import (
+    check_run_dir,
+    load_run,
+    prepared_folder_of,
+    read_summary,
+    read_verification_curve,
+    training_data_dir,
+)
 from evaluation.server_view import (
     PublicDefenseConfig,
     ServerTargets,
@@ -99,7 +106,7 @@ def evaluate_runs(
     reports = [by_folder[folder] for folder in folders]
     if target is not None:
         paths = write_comparison(reports, target)
-        say(f"comparison written: {paths['markdown']}, {paths['scatter']}")
+        say(f"comparison written: {paths['markdown']}, {paths['scatter']}, {paths['curves']}")
     return reports
 
 
@@ -262,8 +269,12 @@ def report_settings(
         "attack_seconds": {f"{r['attack']}/{r['key_setting']}": round(r["seconds"], 1) for r in records},
         "attack_knowledge": {f"{r['attack']}/{r['key_setting']}": r["knowledge"]["masker"] for r in records},
         "training": {
-            name: summary.get(name)
-            for name in ("epochs", "backbone", "identities", "train_images", "tar_at_far_1e-3", "mean_k")
+            **{
+                name: summary.get(name)
+                for name in ("epochs", "backbone", "identities", "train_images", "tar_at_far_1e-3", "mean_k")
+            },
+            "wall_seconds": summary.get("wall_seconds_this_session"),
+            "verification_curve": [list(point) for point in read_verification_curve(run_dir)],
         },
     }
 

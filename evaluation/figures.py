@@ -1,4 +1,5 @@
-"""The report's figures: a reconstruction grid per run and a privacy-utility scatter across runs (PNG, Agg)."""
+"""The report's figures: a reconstruction grid per run, and across runs a privacy-utility scatter and the
+verification accuracy after each training epoch (PNG, Agg)."""
 
 from __future__ import annotations
 
@@ -81,6 +82,32 @@ def save_privacy_utility_scatter(reports: Sequence[RunReport], path: str | Path)
     axis.set_title(f"Privacy against utility{synthetic}")
     axis.set_xlim(*_padded_range(accuracy, 0.5, 1.0))
     axis.set_ylim(*_padded_range(privacy, 0.0, 1.0))
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return _save(figure, path)
+
+
+def save_accuracy_per_epoch(reports: Sequence[RunReport], path: str | Path) -> Path:
+    """Verification accuracy after each epoch, one line per run: whether a defence had levelled off or was still
+    learning when training stopped, which a final number alone does not say."""
+    figure, axis = plt.subplots(figsize=(6.4, 4.2))
+    drawn = 0
+    for report in reports:
+        curve = report.verification_curve
+        if curve:
+            epochs, accuracy = zip(*curve)
+            axis.plot(epochs, accuracy, marker="o", markersize=3, label=report.label)
+            drawn += 1
+    if drawn:
+        axis.legend(fontsize=8)
+    else:
+        axis.text(
+            0.5, 0.5, "no run recorded its accuracy per epoch", ha="center", va="center", transform=axis.transAxes
+        )
+    axis.set_xlabel("epoch")
+    axis.set_ylabel("verification accuracy")
+    synthetic = " (synthetic faces)" if reports and all(r.synthetic_data for r in reports) else ""
+    axis.set_title(f"Verification accuracy per epoch{synthetic}")
     axis.grid(alpha=0.3)
     figure.tight_layout()
     return _save(figure, path)

@@ -50,6 +50,7 @@ GRID_PNG = "grid.png"
 COMPARISON_MD = "comparison.md"
 COMPARISON_JSON = "comparison.json"
 SCATTER_PNG = "privacy_utility.png"
+CURVES_PNG = "accuracy_per_epoch.png"
 
 _SECRET_NAMES = {"key", "secret", "masking_key", "key_bytes", "secret_key", "client_key", "password", "token"}
 _SYNTHETIC_BANNER = (
@@ -102,6 +103,12 @@ class RunReport:
     def worst_case_proven(self) -> bool:
         """Whether S3 and S4 rest on proven attacks only."""
         return self.attack_proven(self.measures.S3_from) and self.attack_proven(self.measures.S4_from)
+
+    @property
+    def verification_curve(self) -> list[tuple[int, float]]:
+        """(epoch, verification accuracy) after each verified epoch, as training recorded it (empty if unknown)."""
+        curve = self.settings.get("training", {}).get("verification_curve") or []
+        return [(int(epoch), float(accuracy)) for epoch, accuracy in curve]
 
     @property
     def label(self) -> str:
@@ -244,7 +251,7 @@ def write_comparison(reports: Sequence[RunReport], out_dir: str | Path) -> dict[
     """Write comparison.md, comparison.json and the privacy-utility scatter for several runs."""
     if not reports:
         raise InputError("no reports to compare; give at least one run folder")
-    from evaluation.figures import save_privacy_utility_scatter
+    from evaluation.figures import save_accuracy_per_epoch, save_privacy_utility_scatter
 
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -253,6 +260,7 @@ def write_comparison(reports: Sequence[RunReport], out_dir: str | Path) -> dict[
     rows = [json_ready(report.to_dict()) for report in reports]
     _write_text(paths["json"], json.dumps(rows, indent=2, allow_nan=False) + "\n")
     paths["scatter"] = save_privacy_utility_scatter(reports, folder / SCATTER_PNG)
+    paths["curves"] = save_accuracy_per_epoch(reports, folder / CURVES_PNG)
     return paths
 
 
@@ -348,8 +356,36 @@ def comparison_markdown(reports: Sequence[RunReport]) -> str:
             for a, s_ in columns
         ]
         lines.append(f"| {r.label} | " + " | ".join(cells) + " |")
+    lines += ["", *_training_table(reports)]
     lines += ["", *(f"- **{name}**: {text}" for name, text in MEASURE_EXPLANATIONS.items()), "", ANCHOR_EXPLANATIONS]
     return "\n".join(lines) + "\n"
+
+
+def _training_table(reports: Sequence[RunReport]) -> list[str]:
+    """Utility beside the privacy: accuracy, TAR at FAR 1e-3, epochs and training time of each run."""
+    lines = [
+        "## Training",
+        "",
+        "| defence | verification acc. | TAR@FAR=1e-3 | epochs | best epoch (acc.) | training wall time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in reports:
+        training = r.settings.get("training", {})
+        curve = r.verification_curve
+        best = f"{max(curve, key=lambda point: point[1])[0]} ({max(a for _, a in curve):.3f})" if curve else "-"
+        seconds = training.get("wall_seconds")
+        wall = f"{seconds / 60:.1f} min" if isinstance(seconds, (int, float)) else "-"
+        lines.append(
+            f"| {r.label} | {_fmt(r.verification_accuracy)} | {_fmt(training.get('tar_at_far_1e-3'))} | "
+            f"{training.get('epochs', '-')} | {best} | {wall} |"
+        )
+    return [
+        *lines,
+        "",
+        "Wall time is that of the last training command (a resumed run counts its last part only).",
+        "",
+        f"![verification accuracy per epoch]({CURVES_PNG})",
+    ]
 
 
 def _proof_words(report: RunReport) -> str:

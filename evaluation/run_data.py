@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from common.errors import InputError
-from common.files import read_json
+from common.files import read_json, read_json_lines
 from masking.windows import WindowPlan, WindowRequest
 from trainers.checkpoints import MODEL_FILE, load_model
 from trainers.client_record import (
@@ -34,7 +34,7 @@ from trainers.client_record import (
 )
 from trainers.dataset_info import inspect_dataset
 from trainers.model import FaceModel
-from trainers.run import SUMMARY_FILE
+from trainers.run import METRICS_FILE, SUMMARY_FILE
 from trainers.schema import MANIFEST_NAME, decode_features, decode_pixels, read_split, split_dir
 
 
@@ -114,6 +114,18 @@ def check_run_dir(run_dir: str | Path) -> Path:
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
     return read_json(run_dir / SUMMARY_FILE, f"train the run again (`hybridmask train --out {run_dir}`)")
+
+
+def read_verification_curve(run_dir: Path) -> list[tuple[int, float]]:
+    """(epoch, verification accuracy) of every verified epoch in metrics.jsonl; empty when the file is gone."""
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [
+        (int(epoch["epoch"]), float(epoch["verification_accuracy"]))
+        for epoch in read_json_lines(path)
+        if epoch.get("verification_accuracy") is not None
+    ]
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,11 @@ def test_demo_reports_every_defense_with_all_measures(demo) -> None:
     assert rows["hybrid_adaptive"]["mean_k"] >= 2.0 and rows["hybrid_adaptive"]["k_histogram"]
     assert report["best_overall"] == max(rows.values(), key=lambda row: row["overall"])["defense"]
     assert (out / "privacy_utility.png").stat().st_size > 10_000
+    assert (out / "accuracy_per_epoch.png").stat().st_size > 10_000 and "accuracy_per_epoch.png" in (
+        out / "report.md"
+    ).read_text(encoding="utf-8")
+    for name, row in rows.items():  # every epoch verified (4 in the reduced demo), recorded for the figure
+        assert [epoch for epoch, _ in row["settings"]["training"]["verification_curve"]] == [1, 2, 3, 4], name
     for name in rows:
         assert (out / "runs" / name / "report.md").is_file() and (out / "runs" / name / "grid.png").is_file()
 

@@ -127,7 +127,7 @@ def test_no_written_file_contains_the_key(tmp_path: Path) -> None:
     write_comparison([report], tmp_path / "compare")
     forms = [key, key.hex().encode(), key.hex().upper().encode(), base64.b64encode(key), repr(key).encode()]
     written = [path for path in tmp_path.rglob("*") if path.is_file()]
-    assert len(written) == 6
+    assert len(written) == 7  # report.json, report.md, grid.png; comparison .md, .json and two figures
     for path in written:
         content = path.read_bytes()
         assert not any(form in content for form in forms), f"{path.name} contains the key"
@@ -221,3 +221,22 @@ def test_attacks_are_proven_on_none_and_the_report_says_whether_the_worst_case_r
     )
     assert proven_worst.worst_case_proven and "Both rest on proven attacks" in run_markdown(proven_worst)
     assert RunReport.from_dict(proven_worst.to_dict()) == proven_worst
+
+
+def test_a_comparison_shows_each_runs_training_and_its_accuracy_per_epoch(tmp_path: Path) -> None:
+    def trained(defense: str, curve: list[list[float]], seconds: float) -> RunReport:
+        training = {"epochs": len(curve), "tar_at_far_1e-3": 0.25, "wall_seconds": seconds, "verification_curve": curve}
+        return sample_report(defense, False, {"training": training})
+
+    still_rising = trained("none", [[1, 0.6], [2, 0.7], [3, 0.8]], 90.0)
+    levelled = trained("ppfr_fd", [[1, 0.65], [2, 0.72], [3, 0.69]], 30.0)
+    assert read_run_report(write_run_report(levelled, tmp_path / "run")["json"]).verification_curve == [
+        (1, 0.65), (2, 0.72), (3, 0.69)
+    ]  # fmt: skip
+    compared = write_comparison([still_rising, levelled, sample_report("mixup", False)], tmp_path / "all")
+    table = compared["markdown"].read_text()
+    assert "| none | 0.880 | 0.250 | 3 | 3 (0.800) | 1.5 min |" in table
+    assert "| ppfr_fd | 0.880 | 0.250 | 3 | 2 (0.720) | 0.5 min |" in table
+    assert "| mixup | 0.880 | - | - | - | - |" in table  # a report without a training record still gets its row
+    assert "](accuracy_per_epoch.png)" in table
+    assert matplotlib.image.imread(compared["curves"]).shape[1] > 400

@@ -7,7 +7,7 @@ attacked). Layout of OUT:
     OUT/masked/          the masked private and verify splits: the client's store (it keeps the names), read
                          only by the client actor
     OUT/runs/<defence>/  one training run each, with attacks/ and its own report.md
-    OUT/report.md, report.json, privacy_utility.png   the comparison of every defence
+    OUT/report.md, report.json, privacy_utility.png, accuracy_per_epoch.png   the comparison of every defence
 
 Every step first looks for its own finished output made from the same inputs and settings and reuses it, so an
 interrupted run continues where it stopped when the same command is run again.
@@ -29,7 +29,7 @@ from common.files import atomic_write_json, atomic_write_text, read_json
 from evaluation.attacks.registry import ATTACK_NAMES
 from evaluation.budgets import BudgetConfig
 from evaluation.measures import SCORE_CLS_IN_WORDS
-from evaluation.report import REPORT_JSON, REPORT_MD
+from evaluation.report import CURVES_PNG, REPORT_JSON, REPORT_MD
 from pipelines.client.keyfile import default_key_path, read_key_file
 from pipelines.runs.experiment_config import ExperimentConfig
 from trainers.config_io import to_dict
@@ -251,6 +251,8 @@ def _comparison_markdown(comparison: dict[str, Any]) -> str:
         f"Best overall: **{comparison['best_overall']}**. Finished in {comparison['seconds'] / 60:.1f} minutes.",
         "",
         "![privacy-utility](privacy_utility.png)",
+        "",
+        f"![verification accuracy per epoch]({CURVES_PNG})",
         "",
         "Per defence (attack details, grid of original | server view | reconstructions): "
         + ", ".join(f"[{row['defense']}]({row['run_dir']}/{REPORT_MD})" for row in comparison["defenses"]),
