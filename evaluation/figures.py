@@ -13,6 +13,7 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers and in CI
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from common.errors import InputError
 from common.files import atomic_output
@@ -87,27 +88,27 @@ def save_privacy_utility_scatter(reports: Sequence[RunReport], path: str | Path)
     return _save(figure, path)
 
 
-def save_accuracy_per_epoch(reports: Sequence[RunReport], path: str | Path) -> Path:
-    """Verification accuracy after each epoch, one line per run: whether a defence had levelled off or was still
-    learning when training stopped, which a final number alone does not say."""
-    figure, axis = plt.subplots(figsize=(6.4, 4.2))
-    drawn = 0
-    for report in reports:
-        curve = report.verification_curve
-        if curve:
-            epochs, accuracy = zip(*curve)
-            axis.plot(epochs, accuracy, marker="o", markersize=3, label=report.label)
-            drawn += 1
+def save_accuracy_per_epoch(
+    curves: Sequence[tuple[str, Sequence[tuple[int, float]]]], path: str | Path, synthetic: bool = False
+) -> Path:
+    """Verification accuracy after each epoch, one line per run ((label, [(epoch, accuracy), ...]) each, labels
+    may repeat): whether a defence had levelled off or was still learning when training stopped, which a final
+    number alone does not say."""
+    figure, axis = plt.subplots(figsize=(8.0, 4.2))
+    drawn = [(label, curve) for label, curve in curves if curve]
+    for label, curve in drawn:
+        epochs, accuracy = zip(*curve)
+        axis.plot(epochs, accuracy, marker="o", markersize=3, label=label)
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     if drawn:
-        axis.legend(fontsize=8)
+        axis.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: never over a line
     else:
         axis.text(
             0.5, 0.5, "no run recorded its accuracy per epoch", ha="center", va="center", transform=axis.transAxes
         )
     axis.set_xlabel("epoch")
     axis.set_ylabel("verification accuracy")
-    synthetic = " (synthetic faces)" if reports and all(r.synthetic_data for r in reports) else ""
-    axis.set_title(f"Verification accuracy per epoch{synthetic}")
+    axis.set_title("Verification accuracy per epoch" + (" (synthetic faces)" if synthetic else ""))
     axis.grid(alpha=0.3)
     figure.tight_layout()
     return _save(figure, path)

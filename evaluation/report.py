@@ -260,7 +260,11 @@ def write_comparison(reports: Sequence[RunReport], out_dir: str | Path) -> dict[
     rows = [json_ready(report.to_dict()) for report in reports]
     _write_text(paths["json"], json.dumps(rows, indent=2, allow_nan=False) + "\n")
     paths["scatter"] = save_privacy_utility_scatter(reports, folder / SCATTER_PNG)
-    paths["curves"] = save_accuracy_per_epoch(reports, folder / CURVES_PNG)
+    paths["curves"] = save_accuracy_per_epoch(
+        [(r.label, r.verification_curve) for r in reports],
+        folder / CURVES_PNG,
+        synthetic=all(r.synthetic_data for r in reports),
+    )
     return paths
 
 

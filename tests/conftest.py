@@ -50,9 +50,9 @@ def ray_cluster():
     """One local Ray instance for a whole test module: starting Ray costs seconds."""
     import ray
 
-    from trainers.local_ray import poll_train_workers_promptly
+    from trainers.local_ray import local_train_settings
 
-    poll_train_workers_promptly()
+    local_train_settings()
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()

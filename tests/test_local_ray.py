@@ -1,5 +1,5 @@
-"""How a command starts Ray: a local instance polls Ray Train promptly and starts no dashboard unless asked; a
-cluster named by RAY_ADDRESS is joined as it is. ray.init is replaced: what it is called with is under test."""
+"""How a command starts Ray: a local instance polls Ray Train promptly, starts no preemption watcher and no
+dashboard unless asked; a cluster named by RAY_ADDRESS is joined as it is. ray.init is replaced: what it is called with is under test."""
 
 from __future__ import annotations
 
@@ -17,15 +17,23 @@ def init_calls(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     monkeypatch.setattr(ray, "is_initialized", lambda: False)
     monkeypatch.setattr(ray, "init", lambda **kwargs: calls.append(kwargs))
     monkeypatch.setattr(local_ray, "claim_local_ray", lambda: None)  # leave the machine's lock alone
-    for name in ("RAY_ADDRESS", local_ray.LOCAL_DASHBOARD_ENV, local_ray.TRAIN_POLL_ENV):
+    for name in (
+        "RAY_ADDRESS",
+        local_ray.LOCAL_DASHBOARD_ENV,
+        local_ray.TRAIN_POLL_ENV,
+        local_ray.PREEMPTION_WATCHER_ENV,
+    ):
         monkeypatch.delenv(name, raising=False)
     return calls
 
 
-def test_a_local_ray_polls_train_workers_every_half_second_and_starts_no_dashboard(init_calls) -> None:
+def test_a_local_ray_polls_train_workers_every_half_second_and_starts_no_dashboard_or_preemption_watcher(
+    init_calls,
+) -> None:
     local_ray.start_ray()
     assert init_calls == [{"include_dashboard": False}]
     assert os.environ[local_ray.TRAIN_POLL_ENV] == local_ray.TRAIN_POLL_S
+    assert os.environ[local_ray.PREEMPTION_WATCHER_ENV] == "0"
 
 
 def test_the_dashboard_starts_when_asked_and_a_users_poll_interval_is_kept(init_calls, monkeypatch) -> None:
@@ -40,7 +48,7 @@ def test_a_cluster_named_by_ray_address_is_joined_with_its_own_settings(init_cal
     monkeypatch.setenv("RAY_ADDRESS", "auto")
     local_ray.start_ray()
     assert init_calls == [{}]
-    assert local_ray.TRAIN_POLL_ENV not in os.environ
+    assert local_ray.TRAIN_POLL_ENV not in os.environ and local_ray.PREEMPTION_WATCHER_ENV not in os.environ
 
 
 def test_the_commands_hide_the_cleaners_warning_about_the_missing_state_api_and_nothing_else(monkeypatch) -> None:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from trainers.local_ray import PREEMPTION_WATCHER_ENV
+
 pytestmark = pytest.mark.slow
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -28,6 +30,7 @@ TIMEOUT_S = 600
 
 def run_demo(out: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "PYTHONPATH": str(REPO_ROOT)}
+    env.pop(PREEMPTION_WATCHER_ENV, None)  # other test modules set it in this process: the demo must set it itself
     command = [sys.executable, "-m", "pipelines.cli", "demo", "--out", str(out), *REDUCED]
     done = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
@@ -69,6 +72,11 @@ def test_demo_report_says_the_faces_are_synthetic(demo) -> None:
     assert "Synthetic faces" in markdown and "SYNTHETIC" in done.stdout
     for name in ("none", "ppfr_fd", "hybrid_adaptive"):
         assert f"| {name} |" in markdown
+
+
+def test_a_local_ray_starts_no_preemption_watcher_whose_start_prints_an_error_line(demo) -> None:
+    _, done = demo
+    assert "PreemptionWatcher" not in done.stdout + done.stderr
 
 
 def test_demo_run_again_reuses_training_and_attacks(demo) -> None:

@@ -22,6 +22,10 @@ _held_lock: int | None = None  # the lock file's descriptor, held until this pro
 # costs nothing visible. A local Ray inherits this process's environment; set the variable on a cluster's nodes.
 TRAIN_POLL_ENV = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
 TRAIN_POLL_S = "0.5"
+# Ray Train starts a preemption watcher actor with every run, for cloud nodes that can be reclaimed (spot instances).
+# A local Ray's only node is this machine, so it watches for nothing, and its start prints an error-level line
+# ("Actor with class name: 'PreemptionWatcher' ... restart will fail") in every `train`. A cluster keeps it.
+PREEMPTION_WATCHER_ENV = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
 # A local Ray lives for one command, and its dashboard's UI modules and metrics cost CPU a 2-core machine misses (the
 # demo's CPU time: 8 min 43 s with them, 7 min 5 s without, one run each): they start only when this variable is "1".
 LOCAL_DASHBOARD_ENV = "HYBRIDMASK_RAY_DASHBOARD"
@@ -39,9 +43,11 @@ def hide_state_api_warnings() -> None:
     os.environ.setdefault(SKIPPED_LOG_LINES_ENV, CLEANER_WITHOUT_STATE_API)
 
 
-def poll_train_workers_promptly() -> None:
-    """Before a local ray.init(): Ray Train collects each report within TRAIN_POLL_S (a user's setting wins)."""
+def local_train_settings() -> None:
+    """Before a local ray.init(): Ray Train collects each report within TRAIN_POLL_S and starts no preemption
+    watcher (a user's settings win)."""
     os.environ.setdefault(TRAIN_POLL_ENV, TRAIN_POLL_S)
+    os.environ.setdefault(PREEMPTION_WATCHER_ENV, "0")
 
 
 def local_ray_lock_path() -> Path:
@@ -59,7 +65,7 @@ def start_ray() -> None:
         ray.init()
         return
     claim_local_ray()
-    poll_train_workers_promptly()
+    local_train_settings()
     ray.init(include_dashboard=os.environ.get(LOCAL_DASHBOARD_ENV) == "1")
 
 
