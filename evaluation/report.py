@@ -248,7 +248,8 @@ def read_run_report(path: str | Path) -> RunReport:
 
 
 def write_comparison(reports: Sequence[RunReport], out_dir: str | Path) -> dict[str, Path]:
-    """Write comparison.md, comparison.json and the privacy-utility scatter for several runs."""
+    """Write comparison.md, comparison.json, the privacy-utility scatter and the accuracy-per-epoch figure for
+    several runs."""
     if not reports:
         raise InputError("no reports to compare; give at least one run folder")
     from evaluation.figures import save_accuracy_per_epoch, save_privacy_utility_scatter
@@ -376,7 +377,10 @@ def _training_table(reports: Sequence[RunReport]) -> list[str]:
     for r in reports:
         training = r.settings.get("training", {})
         curve = r.verification_curve
-        best = f"{max(curve, key=lambda point: point[1])[0]} ({max(a for _, a in curve):.3f})" if curve else "-"
+        best = "-"
+        if curve:
+            best_epoch, best_accuracy = max(curve, key=lambda point: point[1])
+            best = f"{best_epoch} ({best_accuracy:.3f})"
         seconds = training.get("wall_seconds")
         wall = f"{seconds / 60:.1f} min" if isinstance(seconds, (int, float)) else "-"
         lines.append(

@@ -1,5 +1,6 @@
 """How a command starts Ray: a local instance polls Ray Train promptly, starts no preemption watcher and no
-dashboard unless asked; a cluster named by RAY_ADDRESS is joined as it is. ray.init is replaced: what it is called with is under test."""
+dashboard unless asked; a cluster named by RAY_ADDRESS is joined as it is. ray.init is replaced: what it is
+called with is under test."""
 
 from __future__ import annotations
 
