@@ -12,6 +12,7 @@ the same evaluators (same fingerprint); otherwise the saved reconstructions are 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,6 +48,8 @@ from evaluation.run_attacks import (
     torch_threads,
 )
 from evaluation.run_data import (
+    RunData,
+    attacker_faces_dir,
     check_run_dir,
     load_run,
     prepared_folder_of,
@@ -65,6 +68,7 @@ from evaluation.server_view import (
 from trainers.checkpoints import MODEL_FILE
 from trainers.config_io import from_dict, to_dict
 from trainers.defenses import UNPROTECTED
+from trainers.schema import MANIFEST_NAME
 
 GRID_ROWS = 6
 
@@ -182,9 +186,11 @@ def saved_report(run_dir: Path) -> RunReport | None:
 
 def attack_proof(report: RunReport, proof_source: RunReport | None) -> dict[str, bool]:
     """Which attacks are proven, from the `none` run's outcomes (`measures.proven_on_none`), when it was attacked
-    with the same budget; none is proven otherwise."""
+    with the same budget and the same attacker faces; none is proven otherwise."""
     source = proof_source or report
-    if source.defense != "none" or source.settings.get("attack_budget") != report.settings.get("attack_budget"):
+    if source.defense != "none" or any(
+        source.settings.get(name) != report.settings.get(name) for name in ("attack_budget", "attacker_faces")
+    ):
         return {}
     return proven_on_none(source.attacks, source.calibration)
 
@@ -225,11 +231,27 @@ def evaluate_run(
         baseline_verification_accuracy=baseline_accuracy,
         calibration=judges.check.calibration,
         synthetic_data=run.synthetic_data,
-        settings={**report_settings(run_dir, defense, judges, budgets, records, run.summary), "server_view": sent},
+        settings={
+            **report_settings(run_dir, defense, judges, budgets, records, run.summary),
+            "server_view": sent,
+            "attacker_faces": attacker_faces_summary(run),
+        },
     )
     report = dataclasses.replace(report, proven=attack_proof(report, proof_source))
     write_run_report(report, run_dir, grid_images(run_dir, run.private.images, targets, renderings, records))
     return report
+
+
+def attacker_faces_summary(run: RunData) -> dict[str, Any]:
+    """Which public faces the attacks had: counts, and whether they are the data set's own public split or a
+    `--public` folder's (told apart by its manifest's digest, never by its path)."""
+    folder = attacker_faces_dir(run.prepared_dir)
+    return {
+        "images": len(run.public.labels),
+        "identities": int(run.public.labels.unique().numel()),
+        "source": "the data set's public split" if folder == run.prepared_dir else "another prepared folder (--public)",
+        "manifest_sha256": hashlib.sha256((folder / MANIFEST_NAME).read_bytes()).hexdigest(),
+    }
 
 
 def budgets_of(records: Sequence[dict[str, Any]], run_dir: Path) -> BudgetConfig:

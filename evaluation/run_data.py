@@ -136,10 +136,13 @@ class DataLocations:
 
     masked: Path | None = None
     prepared: Path | None = None
+    # Not a moved folder but other data: a prepared folder whose public split replaces the data set's own as the
+    # attacker's faces (`--public`), e.g. thousands of LFW people when the data set's public split is a few people.
+    public: Path | None = None
 
     @classmethod
-    def from_folders(cls, folders: list[str]) -> DataLocations:
-        """`--data` folders sorted by kind: at most one masked and one prepared folder."""
+    def from_folders(cls, folders: list[str], public: str | None = None) -> DataLocations:
+        """`--data` folders sorted by kind (at most one masked and one prepared folder), and the `--public` folder."""
         found: dict[str, Path] = {}
         for text in folders:
             folder = Path(text)
@@ -148,7 +151,12 @@ class DataLocations:
             if kind in found:
                 raise InputError(f"--data names two {kind} folders ({found[kind]}, {folder}); give one of each kind")
             found[kind] = folder
-        return cls(**found)
+        if public is None:
+            return cls(**found)
+        manifest = read_json(Path(public) / MANIFEST_NAME, f"--public {public} must be a prepared folder")
+        if manifest.get("kind") == "masked":
+            raise InputError(f"--public {public} is masked; give a prepared folder (the attacker's faces are unmasked)")
+        return cls(**found, public=Path(public))
 
 
 _LOCATIONS: ContextVar[DataLocations | None] = ContextVar("data_locations", default=None)
@@ -186,12 +194,13 @@ _SAME_DATA_FIELDS = ("representation", "channels", "size", "num_classes")  # and
 
 def run_fingerprint(run_dir: Path) -> dict[str, str]:
     """What an attack on this run attacks: sha256 of the checkpoint file and of the data manifests (the folder the
-    run trained on and, for masked runs, the prepared originals), so a record made before retraining, re-masking
-    or re-preparing is known to be stale."""
+    run trained on, for masked runs the prepared originals, and a `--public` folder), so a record made before
+    retraining, re-masking, re-preparing or with other attacker faces is known to be stale."""
     checkpoint = check_run_dir(run_dir) / MODEL_FILE
     data_dir = training_data_dir(torch.load(checkpoint, map_location="cpu", weights_only=True)["dataset"], run_dir)
+    prepared_dir = prepared_folder_of(data_dir)
     data = hashlib.sha256()
-    for folder in dict.fromkeys([data_dir, prepared_folder_of(data_dir)]):
+    for folder in dict.fromkeys([data_dir, prepared_dir, attacker_faces_dir(prepared_dir)]):
         data.update((folder / MANIFEST_NAME).read_bytes())
     return {"checkpoint_sha256": _file_sha256(checkpoint), "data_sha256": data.hexdigest()}
 
@@ -233,9 +242,29 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> RunData
         prepared_dir=prepared_dir,
         private=private,
         masked=masked,
-        public=read_images(prepared_dir, "public"),
+        public=read_attacker_faces(prepared_dir, private),
         sent=sent,
     )
+
+
+def attacker_faces_dir(prepared_dir: Path) -> Path:
+    """The prepared folder whose public split the attacker has: the `--public` folder, or the run's own."""
+    return (_LOCATIONS.get() or DataLocations()).public or prepared_dir
+
+
+def read_attacker_faces(prepared_dir: Path, private: LabelledImages) -> LabelledImages:
+    """The attacker's public faces, checked to be prepared like the private originals (a `--public` folder must be)."""
+    folder = attacker_faces_dir(prepared_dir)
+    if folder == prepared_dir:
+        return read_images(prepared_dir, "public")
+    public = read_images(folder, "public")
+    if public.images.shape[1:] != private.images.shape[1:]:
+        channels, height, width = private.images.shape[1:]
+        raise InputError(
+            f"--public {folder} holds faces of shape {tuple(public.images.shape[1:])}, not {(channels, height, width)} "
+            f"like the run's; prepare it with --size {height} and the same --color"
+        )
+    return public
 
 
 def _client_data_dir(run_dir: Path) -> Path:

@@ -13,7 +13,7 @@ from evaluation.attacks.registry import ATTACK_NAMES, ATTACKS
 from evaluation.budgets import load_budgets
 from evaluation.evaluate_runs import evaluate_runs
 from evaluation.run_attacks import ATTACKS_DIR, coverage_gaps, current_records, record_paths
-from evaluation.run_data import run_fingerprint
+from evaluation.run_data import DataLocations, data_locations, run_fingerprint
 from pipelines.runs.experiment_config import load_experiment
 from pipelines.runs.run_pipeline import PipelineConfig, attack_defense
 from trainers.checkpoints import MODEL_FILE
@@ -58,6 +58,13 @@ def test_a_record_names_the_checkpoint_and_data_it_attacked(tmp_path: Path) -> N
     assert run_fingerprint(run_dir)["data_sha256"] == before["data_sha256"]
     (tmp_path / "data" / MANIFEST_NAME).write_text(json.dumps({"kind": "prepared", "created_at": "now"}))
     assert run_fingerprint(run_dir)["data_sha256"] != before["data_sha256"]  # data prepared again
+    again = run_fingerprint(run_dir)
+    public = tmp_path / "lfw"
+    public.mkdir()
+    (public / MANIFEST_NAME).write_text(json.dumps({"kind": "prepared", "created_at": "elsewhere"}))
+    with data_locations(DataLocations.from_folders([], str(public))):  # the attacker given other public faces
+        assert run_fingerprint(run_dir)["data_sha256"] != again["data_sha256"]
+    assert run_fingerprint(run_dir) == again
 
 
 def test_a_stale_record_is_redone_and_a_current_one_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

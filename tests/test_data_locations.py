@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from common.errors import InputError
 from common.files import atomic_write_json
@@ -60,3 +61,40 @@ def test_a_data_folder_of_other_data_is_refused(
 def test_two_folders_of_one_kind_are_refused(synthetic_faces: Path) -> None:
     with pytest.raises(InputError, match="two prepared folders"):
         DataLocations.from_folders([str(synthetic_faces), str(synthetic_faces)])
+
+
+def test_public_gives_the_attacker_another_folders_public_faces_only_inside_its_block(
+    synthetic_faces: Path, tmp_path: Path
+) -> None:
+    from evaluation.run_data import attacker_faces_dir, read_attacker_faces, read_images
+    from pipelines.data.prepare import PrepareConfig
+    from pipelines.data.synth import prepare_synthetic
+
+    other = tmp_path / "many_people"
+    prepare_synthetic(other, identities=30, images_per_identity=4, options=PrepareConfig(size=32))
+    private = read_images(synthetic_faces, "private")
+    own = read_attacker_faces(synthetic_faces, private)
+    with data_locations(DataLocations.from_folders([], str(other))):
+        assert attacker_faces_dir(synthetic_faces) == other
+        given = read_attacker_faces(synthetic_faces, private)
+    assert torch.equal(given.images, read_images(other, "public").images)
+    assert not torch.equal(given.images[: len(own.images)], own.images[: len(given.images)])
+    assert attacker_faces_dir(synthetic_faces) == synthetic_faces  # outside the block: the data set's own
+
+
+def test_public_faces_of_another_size_or_masked_are_refused_naming_the_flag(
+    synthetic_faces: Path, masked_synthetic_faces: Path, tmp_path: Path
+) -> None:
+    from evaluation.run_data import read_attacker_faces, read_images
+    from pipelines.data.prepare import PrepareConfig
+    from pipelines.data.synth import prepare_synthetic
+
+    with pytest.raises(InputError, match=f"--public {masked_synthetic_faces} is masked"):
+        DataLocations.from_folders([], str(masked_synthetic_faces))
+    with pytest.raises(InputError, match=r"--public .* must be a prepared folder"):
+        DataLocations.from_folders([], str(tmp_path / "nowhere"))
+    larger = tmp_path / "larger"
+    prepare_synthetic(larger, identities=12, images_per_identity=4, options=PrepareConfig(size=48))
+    refused = pytest.raises(InputError, match=rf"--public {larger} holds faces of shape .*--size 32")
+    with data_locations(DataLocations.from_folders([], str(larger))), refused:
+        read_attacker_faces(synthetic_faces, read_images(synthetic_faces, "private"))

@@ -240,3 +240,24 @@ def test_a_comparison_shows_each_runs_training_and_its_accuracy_per_epoch(tmp_pa
     assert "| mixup | 0.880 | - | - | - | - |" in table  # a report without a training record still gets its row
     assert "](accuracy_per_epoch.png)" in table
     assert matplotlib.image.imread(compared["curves"]).shape[1] > 400
+
+
+def test_a_none_run_proves_attacks_only_for_runs_attacked_with_its_budget_and_attacker_faces() -> None:
+    from evaluation.evaluate_runs import attack_proof
+
+    calibration = Calibration(chance=0.1, originals_top1={"dlib": 0.9})
+    view = {"server view": outcome(0.0, 0.0)}
+    own = {"attack_budget": {"seed": 0}, "attacker_faces": {"images": 80, "manifest_sha256": "a" * 64}}
+    on_none = build_run_report(
+        "none", view, {"whitebox": {"unknown": outcome(0.2, 0.9)}}, 0.9, 0.9, calibration, False, settings=own
+    )
+
+    def masked_run(settings: dict) -> RunReport:
+        return build_run_report(
+            "ppfr_fd", view, {"whitebox": {"known": outcome(0.1, 0.1)}}, 0.8, 0.9, calibration, False, settings=settings
+        )
+
+    assert attack_proof(masked_run(own), on_none) == {"whitebox": True}
+    lfw = {**own, "attacker_faces": {"images": 8243, "manifest_sha256": "b" * 64}}  # `--public` for this run only
+    assert attack_proof(masked_run(lfw), on_none) == {}
+    assert attack_proof(masked_run({**own, "attack_budget": {"seed": 1}}), on_none) == {}

@@ -43,13 +43,23 @@ def add_data_option(parser: argparse.ArgumentParser) -> None:
         help="where the run's data lies now, if not at the paths recorded when it trained (e.g. shared storage "
         "mounted elsewhere): the masked folder it trained on and/or the prepared folder; repeat for both",
     )
+    add_public_option(parser)
+
+
+def add_public_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--public",
+        metavar="DIR",
+        help="give the attacker this prepared folder's public split instead of the data set's own (e.g. LFW's "
+        "thousands of people when the data set has a few public people); same --size and --color",
+    )
 
 
 def data_locations_from(args: argparse.Namespace):
-    """A context in which runs read their data from the --data folders."""
+    """A context in which runs read their data from the --data folders, and the attacker's faces from --public."""
     from evaluation.run_data import DataLocations, data_locations
 
-    return data_locations(DataLocations.from_folders(args.data))
+    return data_locations(DataLocations.from_folders(args.data, args.public))
 
 
 def add_budget_options(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipelines.cli.commands.attack import add_public_option
 from trainers.defenses import COMPARED_BY_DEFAULT, DEFENSES, UNPROTECTED
 
 
@@ -24,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--size", type=int, default=112, help="face side when SRC needs preparing (default: %(default)s)"
     )
     add_pipeline_options(parser, default_out=None)
+    add_public_option(parser)
     parser.set_defaults(handler=run)
 
 
@@ -115,12 +117,15 @@ def pipeline_spec(
 
 
 def run(args: argparse.Namespace) -> int:
+    from evaluation.run_data import DataLocations, data_locations
     from pipelines.runs.run_pipeline import run_pipeline
     from trainers.local_ray import reserve_ray
 
     spec = pipeline_spec(args, Path(args.out), prepared_data_step(Path(args.data), args.size, not args.quiet))
+    attacker = DataLocations.from_folders([], args.public)  # checks --public before Ray starts
     reserve_ray()
-    run_pipeline(spec, say=pipeline_printer(args.quiet))
+    with data_locations(attacker):
+        run_pipeline(spec, say=pipeline_printer(args.quiet))
     return 0
 
 
