@@ -23,11 +23,12 @@ import torch
 
 from common.errors import InputError
 from common.files import read_json, read_json_lines
-from masking.windows import WindowPlan, WindowRequest
+from masking.windows import StreamOrder, WindowPlan, WindowRequest
 from trainers.checkpoints import MODEL_FILE, load_model
 from trainers.client_record import (
     CLIENT_RECORD_DIR,
     client_plan,
+    client_stream_order,
     holdout_rows_sent,
     read_client_manifest,
     sent_windows,
@@ -57,6 +58,7 @@ class SentRecord:
     windows: tuple[WindowRequest, ...]
     train_rows: torch.Tensor
     holdout_rows_sent: int = 0
+    stream: StreamOrder | None = None  # the epoch order of a client that streamed its rows (None: held them all)
 
 
 @dataclass(frozen=True)
@@ -231,6 +233,7 @@ def load_run(run_dir: str | Path, device: torch.device | str = "cpu") -> RunData
         windows=tuple(sent_windows(folder / CLIENT_RECORD_DIR)),
         train_rows=torch.nonzero(private.image_ids % int(manifest["holdout_modulo"]) != 0).flatten(),
         holdout_rows_sent=holdout_rows_sent(folder / CLIENT_RECORD_DIR),
+        stream=client_stream_order(manifest),
     )
     return RunData(
         run_dir=folder,

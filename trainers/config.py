@@ -47,6 +47,10 @@ class ScaleConfig:
     cpus_per_worker: float | None = None  # None: share the CPUs left after the client's reserve
     data_cpus: float = 1.0  # CPUs kept free for the client actor, which masks and mixes every window
     max_failures: int = 1
+    # The client decodes its private split into memory up to this size (MB of float32 inputs) and streams it through
+    # Ray Data above it, shuffling rows within chunks of stream_chunk_rows (pipelines/client/streamed_rows.py).
+    stream_above_mb: float = 4096.0
+    stream_chunk_rows: int = 4096
 
 
 @dataclass
@@ -95,6 +99,13 @@ class TrainConfig:
             raise InputError(f"scale.cpus_per_worker must be positive, not {scale.cpus_per_worker}")
         if scale.max_failures < 0:
             raise InputError(f"scale.max_failures must be 0 or more, not {scale.max_failures}")
+        if scale.stream_above_mb < 0:
+            raise InputError(f"scale.stream_above_mb must be 0 or more (0 streams always), not {scale.stream_above_mb}")
+        if scale.stream_chunk_rows < optim.batch_size:
+            raise InputError(
+                f"scale.stream_chunk_rows = {scale.stream_chunk_rows} must hold at least one batch "
+                f"(optim.batch_size = {optim.batch_size})"
+            )
         if self.window_batches < 1:
             raise InputError(f"window_batches must be at least 1, not {self.window_batches}")
         if self.holdout_modulo < 2:

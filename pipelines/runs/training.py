@@ -80,7 +80,16 @@ def run_training(
     try:
         training_data = resolve_training_data(Path(data_dir), config, key, run_dir, progress=not quiet)
         start_ray()
-        client = start_client(ClientConfig(str(training_data), str(run_dir / CLIENT_RECORD_DIR), config.holdout_modulo))
+        scale = config.train_config().scale
+        client = start_client(
+            ClientConfig(
+                str(training_data),
+                str(run_dir / CLIENT_RECORD_DIR),
+                config.holdout_modulo,
+                stream_above_mb=scale.stream_above_mb,
+                stream_chunk_rows=scale.stream_chunk_rows,
+            )
+        )
         try:
             if config.defense_row.adaptive:
                 from rl_env.coupling import train_adaptive
