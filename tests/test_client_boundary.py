@@ -91,16 +91,39 @@ def test_a_k_larger_than_the_batch_is_refused(client) -> None:
         client.window(WindowRequest(0, 0, 0, PLAN.batch_size + 1))
 
 
+STREAM_CHUNK_ROWS = 16
+
+
 @pytest.fixture(scope="module")
 def mixing_run(ray_cluster, masked_synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real 2-worker hybrid run whose client streams its rows through Ray Data (`scale.stream_above_mb=0`): the
+    boundary holds for that client too, and the clients holding every row train in every other training test."""
     from pipelines.runs.experiment_config import load_experiment
     from pipelines.runs.training import run_training
 
     run_dir = tmp_path_factory.mktemp("boundary") / "hybrid"
     overrides = ["defense.name=hybrid_fixed", "defense.k=2", "optim.epochs=1", "scale.workers=2"]
-    config = load_experiment(None, [*overrides, "optim.batch_size=16", "model.embedding_size=32", "window_batches=2"])
+    streamed = ["scale.stream_above_mb=0", f"scale.stream_chunk_rows={STREAM_CHUNK_ROWS}"]
+    config = load_experiment(
+        None, [*overrides, *streamed, "optim.batch_size=16", "model.embedding_size=32", "window_batches=2"]
+    )
     run_training(masked_synthetic_faces, run_dir, config)
     return run_dir
+
+
+def test_the_judge_regenerates_the_windows_of_a_run_whose_client_streamed(mixing_run: Path) -> None:
+    from evaluation.run_data import load_run
+    from evaluation.server_view import sent_samples
+    from trainers.client_record import CLIENT_RECORD_DIR
+
+    assert (
+        read_client_manifest(mixing_run / CLIENT_RECORD_DIR)["row_order"]["streamed"]["chunk_rows"] == STREAM_CHUNK_ROWS
+    )
+    run = load_run(mixing_run)
+    assert run.sent is not None and run.sent.stream is not None
+    samples, plan = sent_samples(run), run.sent.plan
+    assert samples.partners.shape == (plan.workers * plan.batches_per_epoch * plan.batch_size, 2)
+    assert set(samples.partners.flatten().tolist()) <= set(run.sent.train_rows.tolist())
 
 
 def test_no_file_the_server_side_wrote_holds_a_name_a_client_path_or_the_key(

@@ -1,6 +1,6 @@
 """A client whose private split is above its memory threshold streams the rows through Ray Data: it sends the windows
-a client holding every row would send under the same epoch order, holds a few chunks of rows, answers a replayed
-window identically, and trains a whole run whose server view the judge regenerates."""
+a client holding every row would send under the same epoch order, holds a few chunks of rows, and answers a replayed
+window identically. (A whole run from a streamed client: tests/test_client_boundary.py.)"""
 
 from __future__ import annotations
 
@@ -86,28 +86,3 @@ def test_a_streamed_client_holds_a_few_chunks_and_answers_a_replay_by_reading_th
     reads = stream.chunks_read
     sent = [SentBatch(b.mixed, b.labels, b.weights) for b in first]
     assert same_batches(streamed.window(request), sent) and stream.chunks_read > reads, "window 0's chunks were dropped"
-
-
-def test_a_run_trains_from_a_streamed_client_and_the_judge_regenerates_its_windows(
-    ray_cluster, masked_synthetic_faces: Path, tmp_path: Path
-) -> None:
-    from evaluation.run_data import load_run
-    from evaluation.server_view import sent_samples
-    from pipelines.runs.experiment_config import load_experiment
-    from pipelines.runs.training import run_training
-    from trainers.client_record import CLIENT_RECORD_DIR, read_client_manifest
-
-    config = load_experiment(None, [
-        "defense.name=hybrid_fixed", "defense.k=2", "scale.workers=2", "optim.epochs=1", "optim.batch_size=16",
-        "window_batches=2", "scale.stream_above_mb=0", f"scale.stream_chunk_rows={CHUNK_ROWS}",
-    ])  # fmt: skip
-    summary = run_training(masked_synthetic_faces, tmp_path / "run", config)
-    assert summary["epochs"] == 1 and 0.0 <= summary["verification_accuracy"] <= 1.0
-    manifest = read_client_manifest(tmp_path / "run" / CLIENT_RECORD_DIR)
-    assert manifest["row_order"]["streamed"]["chunk_rows"] == CHUNK_ROWS
-    run = load_run(tmp_path / "run")
-    assert run.sent is not None and run.sent.stream is not None
-    samples = sent_samples(run)
-    plan = run.sent.plan
-    assert samples.partners.shape == (plan.workers * plan.batches_per_epoch * plan.batch_size, 2)
-    assert set(samples.partners.flatten().tolist()) <= set(run.sent.train_rows.tolist())
