@@ -161,3 +161,25 @@ def test_a_batch_larger_than_the_data_is_refused(synthetic_faces: Path) -> None:
     config = load_config(TrainConfig, None, ["optim.batch_size=512"])
     with pytest.raises(InputError, match="cannot give each of 2 workers one batch"):
         plan_epoch(config, inspect_dataset(synthetic_faces).num_train_rows)
+
+
+def test_a_run_written_before_a_setting_existed_resumes_as_the_same_run_and_a_changed_one_does_not(
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    from pipelines.runs.run_pipeline import finished_run
+    from trainers.config_io import to_dict
+    from trainers.run import CONFIG_FILE, check_same_run
+
+    config = load_experiment(None, ["defense.name=ppfr_fd", "optim.epochs=2"])
+    written_then = to_dict(config.train_config())
+    del written_then["scale"]["stream_above_mb"]  # a setting this version added, at its default
+    (tmp_path / CONFIG_FILE).write_text(yaml.safe_dump(written_then), encoding="utf-8")
+    (tmp_path / SUMMARY_FILE).write_text(json.dumps({"epochs": 2}), encoding="utf-8")
+    check_same_run(tmp_path, config.train_config())
+    assert finished_run(tmp_path, config), "a finished run is reused, not trained again"
+    changed = load_experiment(None, ["defense.name=ppfr_fd", "optim.epochs=2", "scale.stream_above_mb=1"])
+    assert not finished_run(tmp_path, changed)
+    with pytest.raises(InputError, match="holds a run with a different config"):
+        check_same_run(tmp_path, changed.train_config())

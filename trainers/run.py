@@ -28,7 +28,7 @@ from common.files import atomic_write_json, atomic_write_text
 from masking.windows import WindowPlan
 from trainers.checkpoints import MODEL_FILE, export_model, load_state
 from trainers.config import TrainConfig
-from trainers.config_io import save_config, to_dict
+from trainers.config_io import from_dict, save_config, to_dict
 from trainers.k_source import FixedK, KSource
 from trainers.local_ray import cluster_totals, start_ray
 from trainers.progress import PROGRESS_EVERY_S
@@ -108,24 +108,36 @@ def resolve_resources(config: TrainConfig, cluster: dict[str, float]) -> WorkerR
     return WorkerResources(cpus_per_worker=cpus, torch_threads=max(1, math.floor(cpus)))
 
 
-def check_same_run(run_dir: Path, config: TrainConfig) -> None:
-    """A RUN_DIR resumes only the run it holds: everything but the number of epochs must match."""
-    saved_path = run_dir / CONFIG_FILE
-    if not saved_path.is_file():
-        return
+def saved_run_config(run_dir: Path) -> dict[str, Any] | None:
+    """RUN_DIR's config.yaml as a whole config, keys added to the config since it was written at their defaults (so a
+    run trained before a new setting existed still resumes and is reused); None when there is none yet."""
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        return None
     try:
-        saved = yaml.safe_load(saved_path.read_text(encoding="utf-8"))
+        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError):
         saved = None
     if not isinstance(saved, dict):
-        raise InputError(f"{saved_path} is damaged; choose a new --out, or delete {run_dir} to train it again")
+        raise InputError(f"{path} is damaged; choose a new --out, or delete {run_dir} to train it again")
+    try:
+        return to_dict(from_dict(TrainConfig, saved))
+    except InputError:
+        return saved  # keys this version does not know: compared as written, so it differs
+
+
+def check_same_run(run_dir: Path, config: TrainConfig) -> None:
+    """A RUN_DIR resumes only the run it holds: everything but the number of epochs must match."""
+    saved = saved_run_config(run_dir)
+    if saved is None:
+        return
     current = to_dict(config)
     saved.get("optim", {}).pop("epochs", None)
     current["optim"].pop("epochs")
     if saved != current:
         defense = (saved.get("defense") or {}).get("name")
         raise InputError(
-            f"{run_dir} holds a run with a different config (defence {defense!r}, {saved_path}); "
+            f"{run_dir} holds a run with a different config (defence {defense!r}, {run_dir / CONFIG_FILE}); "
             "choose a new --out to start another run"
         )
 

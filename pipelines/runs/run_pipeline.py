@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from common.errors import InputError
 from common.files import atomic_write_json, atomic_write_text, read_json
 from evaluation.attacks.registry import ATTACK_NAMES
@@ -34,7 +32,7 @@ from pipelines.client.keyfile import default_key_path, read_key_file
 from pipelines.runs.experiment_config import ExperimentConfig
 from trainers.config_io import to_dict
 from trainers.defenses import COMPARED_BY_DEFAULT, DEFENSES, UNPROTECTED
-from trainers.run import CONFIG_FILE, SUMMARY_FILE
+from trainers.run import SUMMARY_FILE, saved_run_config
 from trainers.schema import MANIFEST_NAME
 
 RUNS_DIR = "runs"
@@ -158,10 +156,10 @@ def train_defense(spec: PipelineConfig, defense: str, data_dir: Path, run_dir: P
 
 def finished_run(run_dir: Path, config: ExperimentConfig) -> bool:
     """A run with a summary for all its epochs, trained with this very learner config."""
-    summary_path, config_path = run_dir / SUMMARY_FILE, run_dir / CONFIG_FILE
-    if not (summary_path.is_file() and config_path.is_file()):
+    summary_path = run_dir / SUMMARY_FILE
+    saved = saved_run_config(run_dir)
+    if not summary_path.is_file() or saved is None:
         return False
-    saved = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     summary = read_json(summary_path, f"delete {run_dir} and re-run to train it again")
     return saved == to_dict(config.train_config()) and summary.get("epochs") == config.optim.epochs
 
