@@ -9,6 +9,7 @@ so a window replayed after a worker restart is identical, and nothing is mixed b
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -87,8 +88,10 @@ def _generator(secret_seed: int, *parts: int) -> torch.Generator:
     return torch.Generator().manual_seed(_seed(secret_seed, *parts))
 
 
+@functools.lru_cache(maxsize=4)
 def epoch_order(num_rows: int, secret_seed: int, epoch: int, stream: StreamOrder | None = None) -> torch.Tensor:
-    """The epoch's order of the training rows, seeded by the client's secret seed and the epoch."""
+    """The epoch's order of the training rows, seeded by the client's secret seed and the epoch. Every window of the
+    epoch asks for it, so the last few are kept (callers only read it)."""
     if stream is None:
         return torch.randperm(num_rows, generator=_generator(secret_seed, epoch))
     if sum(stream.shard_rows) != num_rows:
