@@ -70,6 +70,20 @@ def synthetic_faces(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def reduced_demo(tmp_path_factory: pytest.TempPathFactory):
+    """The reduced demo (tests/demo_run.py), run once for the whole session: the demo's and the attacks' tests
+    read the same runs instead of training and attacking twice."""
+    from pipelines.cli.main import main
+    from tests.demo_run import DemoRun, run_demo
+
+    root = tmp_path_factory.mktemp("demo")
+    key = root / "client.key"
+    assert main(["keygen", "--out", str(key)]) == 0
+    out = root / "out"
+    return DemoRun(out, key, run_demo(out, key))
+
+
+@pytest.fixture(scope="session")
 def client_key(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from masking.keys import generate_key
     from pipelines.client.keyfile import write_key_file

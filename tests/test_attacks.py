@@ -1,10 +1,10 @@
 """The attacks work, through the CLI, on real trained runs of synthetic faces.
 
-One module-scoped set-up: 24 synthetic people at 32 px, masked (ratio 0.1, so a leaked key has something to
-recover), an unprotected and a PPFR-FD model trained for a few epochs on one Ray worker, every attack run with
-test-sized budgets, and both runs evaluated. "Recognisable" means named well above the mean face's rate by an
-independent judge: dlib or the evaluation classifier (the MIA convention), both of which tell these
-synthetic people apart on untouched originals.
+The runs are the reduced demo's (tests/demo_run.py), shared with the demo's tests: synthetic people at 32 px,
+masked at ratio 0.1 (so a leaked key has something to recover), every defence trained for a few epochs and
+attacked at test-sized budgets. This module then runs `attack` and `evaluate` on them itself. "Recognisable" means
+named well above the mean face's rate by an independent judge: dlib or the evaluation classifier (the MIA
+convention), both of which tell these synthetic people apart on untouched originals.
 """
 
 from __future__ import annotations
@@ -27,19 +27,10 @@ from evaluation.run_data import load_run
 from evaluation.server_view import PublicDefenseConfig, build_server_targets
 from pipelines.cli.main import main
 from pipelines.client.keyfile import read_key_file
-from pipelines.runs.experiment_config import load_experiment
-from pipelines.runs.training import run_training
+from tests.demo_run import BUDGET, DemoRun
 
 pytestmark = pytest.mark.slow
 
-# Recovery gets the steps it needs to be proven on `none` (asserted below); the model inversions only need to run
-# and be judged (whether they are proven is reported, not asserted), so they get a few steps each.
-BUDGET = [
-    "threads=2", "max_targets=16", "max_identities=12", "evaluator.classifier_epochs=20",
-    "recovery.steps=120", "recovery.width=16", "recovery.batch_size=16",
-    "whitebox.gan_steps=100", "whitebox.gan_width=16", "whitebox.inversion_steps=30", "whitebox.restarts=2",
-    "blackbox.steps=60", "blackbox.width=16",
-]  # fmt: skip
 REQUIRED_REPORT_KEYS = {
     "defense", "S1", "S2", "S3", "S4", "score_pp", "score_cls", "overall", "verification_accuracy", "attacks",
     "synthetic_data", "calibration", "renderings", "settings",
@@ -51,41 +42,18 @@ def budget_flags() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def evaluated(ray_cluster, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("attacks")
-    data, masked, key, cache = root / "data", root / "masked", root / "key", root / "cache"
-    assert main(["synth", "--out", str(data), "--size", "32", "--identities", "24", "--images-per-identity", "10",
-                 "--splits", "0.5,0.2,0.3", "--pairs", "200", "--no-progress"]) == 0  # fmt: skip
-    assert main(["keygen", "--out", str(key)]) == 0
-    assert main(["mask", str(data), "--key", str(key), "--out", str(masked), "--ratio", "0.1"]) == 0
-    runs = {}
-    for defense, folder in (("none", data), ("ppfr_fd", masked)):
-        config = load_experiment(
-            None, [f"defense.name={defense}", "scale.workers=1", "optim.epochs=5", "optim.batch_size=16"]
-        )
-        run_training(folder, root / defense, config)
-        runs[defense] = root / defense
-    assert main(["attack", str(runs["none"]), "--cache-dir", str(cache), "--quiet", *budget_flags()]) == 0
-    assert (
-        main(["attack", str(runs["ppfr_fd"]), "--key", str(key), "--cache-dir", str(cache), "--quiet", *budget_flags()])
-        == 0
-    )
-    assert (
-        main(
-            [
-                "evaluate",
-                str(runs["none"]),
-                str(runs["ppfr_fd"]),
-                "--out",
-                str(root / "compared"),
-                "--cache-dir",
-                str(cache),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
-    return {**runs, "key": key, "cache": cache, "compared": root / "compared"}
+def evaluated(reduced_demo: DemoRun) -> dict[str, Path]:
+    """The demo's runs, the key-known recovery attacked again through `attack`, and both runs compared by `evaluate`."""
+    runs = {defense: reduced_demo.run_dir(defense) for defense in ("none", "ppfr_fd")}
+    cache, compared = reduced_demo.cache, reduced_demo.out.parent / "compared"
+    record = runs["ppfr_fd"] / "attacks" / "recovery-known.json"
+    before = record.stat().st_mtime_ns
+    attack = ["attack", str(runs["ppfr_fd"]), "--key", str(reduced_demo.key), "--attacks", "recovery"]
+    assert main([*attack, "--key-setting", "known", "--cache-dir", str(cache), "--quiet", *budget_flags()]) == 0
+    assert record.stat().st_mtime_ns > before, "`attack` must redo the attack it is asked for"
+    evaluate = ["evaluate", str(runs["none"]), str(runs["ppfr_fd"]), "--out", str(compared)]
+    assert main([*evaluate, "--cache-dir", str(cache), "--quiet"]) == 0
+    return {**runs, "key": reduced_demo.key, "cache": cache, "compared": compared, "out": reduced_demo.out}
 
 
 def outcomes(run_dir: Path) -> dict[tuple[str, str], dict]:
@@ -179,7 +147,7 @@ def test_the_key_appears_in_no_written_file(evaluated: dict[str, Path]) -> None:
     key = read_key_file(evaluated["key"])
     forms = [key, key.hex().encode(), key.hex().upper().encode(), base64.b64encode(key), base64.urlsafe_b64encode(key)]
     forms += [base64.b64encode(key).rstrip(b"="), base64.b32encode(key)]
-    folders = [evaluated["none"], evaluated["ppfr_fd"], evaluated["compared"], evaluated["cache"]]
+    folders = [evaluated["out"], evaluated["compared"]]  # the demo's whole output: data, runs, caches, reports
     files = [path for folder in folders for path in folder.rglob("*") if path.is_file()]
     assert any(path.name == "recovery-known.json" for path in files)
     leaking = [str(path) for path in files if any(form in path.read_bytes() for form in forms)]
