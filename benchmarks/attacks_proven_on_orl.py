@@ -18,7 +18,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.faces import ORL_DIR
-from evaluation.measures import PROVEN_P_HAT, identification
+from evaluation.measures import PROVEN_P_HAT, identification, identification_interval
 from evaluation.report import read_run_report
 from pipelines.cli.main import main as hybridmask
 
@@ -56,10 +56,12 @@ def prove(orl: Path, out: Path, public_share: float, seed: int, budget: str) -> 
     for attack, settings in sorted(report.attacks.items()):
         for setting, outcome in sorted(settings.items()):
             p_hat, judge = identification(outcome, report.calibration)
+            interval = identification_interval(outcome, report.calibration)
+            spread = "-" if interval is None else f"{interval[0]:.2f}–{interval[1]:.2f}"
             verdict = "yes" if p_hat >= PROVEN_P_HAT else "no"
             rows.append(
                 f"| {splits_for(public_share)} | {people} | {seed} | {attack} ({setting}) | {outcome.top1:.3f} | "
-                f"{outcome.classifier_top1 or 0.0:.3f} | {report.calibration.chance:.3f} | {p_hat:.3f} ({judge}) | {verdict} |"
+                f"{outcome.classifier_top1 or 0.0:.3f} | {report.calibration.chance:.3f} | {p_hat:.3f} ({judge}) | {spread} | {verdict} |"
             )
     return rows
 
@@ -82,9 +84,10 @@ def main() -> None:
     ]
     print(f"\nproven: p-hat >= {PROVEN_P_HAT} on `none` (the higher of dlib and the evaluation classifier)")
     print(
-        "| splits (private,verify,public) | private people | seed | attack | dlib top-1 | classifier top-1 | chance | p-hat | proven |"
+        "| splits (private,verify,public) | private people | seed | attack | dlib top-1 | classifier top-1 | chance | p-hat "
+        "| p-hat 95 % interval | proven |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---" * 10 + "|")
     print("\n".join(rows))
 
 

@@ -6,6 +6,8 @@ attacker) gets the raw face, 1 when it gets no more than an attacker who never s
     q  = clip((SSIM - SSIM_prior) / (1 - SSIM_prior), 0, 1)     SSIM_prior: SSIM(originals, public mean face)
     p^ = clip((p - chance) / (p_orig - chance), 0, 1)           p: a top-1 rate, p_orig: the same evaluator's
                                                                  rate on untouched originals; highest evaluator
+    p^'s 95 % interval: the Wilson interval of p over the images judged, calibrated the same way (reported only:
+    with 24 images one image moves p by 0.042, so a p^ near PROVEN_P_HAT proves less than it seems)
     S1 = 1 - max over renderings of q          S2 = 1 - max over renderings of p^
     S3 = 1 - max over attacks x key settings (and the renderings, the zero-effort attack) of q
     S4 = 1 - max over the same of p^
@@ -32,6 +34,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
+from scipy.stats import binomtest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from common.errors import InputError
@@ -44,6 +47,7 @@ CHANCE_VERIFICATION = 0.5  # balanced genuine / impostor pairs
 VIEW_PREFIX = "view: "  # S3/S4 worst-case names of renderings, the zero-effort attack
 SCORE_CLS_IN_WORDS = "score_cls = (verification accuracy − 0.5) ÷ (the unprotected model's − 0.5), clipped to [0, 1]"
 PROVEN_P_HAT = 0.3  # an attack is proven when it reaches this p-hat on `none` (same data, same budget)
+INTERVAL_CONFIDENCE = 0.95  # of the reported interval around p-hat
 _SSIM_WINDOW = 7  # scikit-image's default; shrunk (odd) for images smaller than it
 Combine = Literal["harmonic", "arithmetic"]
 
@@ -57,7 +61,8 @@ class AttackOutcome:
     every image is identical); top1/top5 are dlib's identification rates; knn_dist is the mean dlib distance to the
     nearest gallery descriptor of the true person. classifier_top1/top5 are the evaluation classifier's rates,
     when one was used. ssim_prior is the SSIM the public mean face gets against the same references (the
-    data-free guess), the lower anchor of q.
+    data-free guess), the lower anchor of q. judged: how many images the rates are over (None in records made
+    before it was kept).
     """
 
     ssim: float
@@ -68,6 +73,7 @@ class AttackOutcome:
     classifier_top1: float | None = None
     classifier_top5: float | None = None
     ssim_prior: float | None = None
+    judged: int | None = None
 
     def to_dict(self) -> dict[str, float | None]:
         return asdict(self)
@@ -188,18 +194,40 @@ def image_similarity(outcome: AttackOutcome, name: str = "outcome") -> float:
 
 def identification(outcome: AttackOutcome, calibration: Calibration) -> tuple[float, str]:
     """p-hat = clip((p - chance) / (p_orig - chance), 0, 1) per evaluator; the highest, and which evaluator gave it."""
-    rates = {"dlib": outcome.top1, "classifier": outcome.classifier_top1}
-    calibrated = {
-        name: _clip01((rate - calibration.chance) / (calibration.originals_top1[name] - calibration.chance))
-        for name, rate in rates.items()
-        if rate is not None and calibration.originals_top1.get(name, 0.0) > calibration.chance
-    }
+    calibrated = {name: _calibrated(rate, name, calibration) for name, rate in _judged_rates(outcome, calibration)}
     if not calibrated:
         raise InputError(
             f"no evaluator both judged these images and beats chance on the originals ({dict(calibration.originals_top1)})"
         )
     name = max(calibrated, key=lambda key: calibrated[key])
     return calibrated[name], name
+
+
+def identification_interval(outcome: AttackOutcome, calibration: Calibration) -> tuple[float, float] | None:
+    """The INTERVAL_CONFIDENCE interval of p-hat: the Wilson interval of the deciding evaluator's top-1 rate over
+    the images judged, calibrated like p-hat; None when the outcome does not say how many images were judged."""
+    if not outcome.judged:
+        return None
+    _, name = identification(outcome, calibration)
+    rate = dict(_judged_rates(outcome, calibration))[name]
+    interval = binomtest(round(rate * outcome.judged), outcome.judged).proportion_ci(
+        confidence_level=INTERVAL_CONFIDENCE, method="wilson"
+    )
+    return _calibrated(interval.low, name, calibration), _calibrated(interval.high, name, calibration)
+
+
+def _judged_rates(outcome: AttackOutcome, calibration: Calibration) -> list[tuple[str, float]]:
+    """(evaluator, top-1 rate) for the evaluators that judged the images and beat chance on the originals."""
+    rates = {"dlib": outcome.top1, "classifier": outcome.classifier_top1}
+    return [
+        (name, rate)
+        for name, rate in rates.items()
+        if rate is not None and calibration.originals_top1.get(name, 0.0) > calibration.chance
+    ]
+
+
+def _calibrated(rate: float, evaluator: str, calibration: Calibration) -> float:
+    return _clip01((rate - calibration.chance) / (calibration.originals_top1[evaluator] - calibration.chance))
 
 
 def proven_on_none(

@@ -85,6 +85,7 @@ class PrivacyEvaluator:
             classifier_top1=classifier_top1,
             classifier_top5=classifier_top5,
             ssim_prior=self._prior_ssim(truth, original_indices),
+            judged=len(shown),
         )
 
     def attack_outcome(self, result: AttackResult) -> AttackOutcome:

@@ -35,6 +35,7 @@ from evaluation.measures import (
     PrivacyMeasures,
     Scores,
     identification,
+    identification_interval,
     image_similarity,
     privacy_measures,
     scores,
@@ -297,7 +298,8 @@ def run_markdown(report: RunReport) -> str:
         "Each attack is judged against the private originals: SSIM and PSNR (higher = more recovered), "
         "dlib top-1/top-5 identification rates (higher = more recognised) and the mean dlib distance to the true "
         "person's nearest original (lower = closer; dlib counts below 0.6 as the same person); q and p^ are the "
-        "calibrated forms the measures use.",
+        "calibrated forms the measures use. p^'s 95 % interval is the Wilson interval of the deciding evaluator's "
+        "rate over the images judged, calibrated alike: on a few dozen images a p^ near the proof bar is uncertain.",
         "",
         *_outcome_table(
             {f"{a} (key {s_})": o for a, by in report.attacks.items() for s_, o in by.items()},
@@ -438,7 +440,7 @@ def _outcome_table(
 ) -> list[str]:
     with_classifier = any(o.classifier_top1 is not None for o in outcomes.values())
     header = f"| {what} |" + (" proven |" if proven is not None else "")
-    header += " q | p^ | SSIM | SSIM prior | PSNR (dB) | dlib top-1 | dlib top-5 | dlib KNN dist |"
+    header += " q | p^ | p^ 95 % interval (images) | SSIM | SSIM prior | PSNR (dB) | dlib top-1 | dlib top-5 | dlib KNN dist |"
     header += " classifier top-1 | classifier top-5 |" if with_classifier else ""
     rows = [header, "|---" * header.count(" |") + "|"]
     for name, o in outcomes.items():
@@ -448,10 +450,14 @@ def _outcome_table(
         proof = "" if proven is None else (" yes |" if proven[name] else " **no** |")
         rows.append(
             f"| {name} |{proof} {_fmt(image_similarity(o, name))} | {_fmt(p_hat)} ({judge}) | "
-            + " | ".join(_fmt(v) for v in cells)
-            + " |"
+            f"{_interval_cell(o, calibration)} | " + " | ".join(_fmt(v) for v in cells) + " |"
         )
     return rows
+
+
+def _interval_cell(outcome: AttackOutcome, calibration: Calibration) -> str:
+    interval = identification_interval(outcome, calibration)
+    return "-" if interval is None else f"{_fmt(interval[0])}–{_fmt(interval[1])} ({outcome.judged})"
 
 
 def _ssim_top1(outcome: AttackOutcome | None) -> str:

@@ -16,6 +16,7 @@ from evaluation.measures import (
     Calibration,
     PrivacyMeasures,
     identification,
+    identification_interval,
     image_similarity,
     overall_score,
     privacy_measures,
@@ -190,6 +191,22 @@ def test_q_and_p_hat_run_between_the_anchors() -> None:
     judged = AttackOutcome(ssim=0.3, psnr=12.0, top1=0.35, top5=0.5, knn_dist=0.6, classifier_top1=0.3)
     assert identification(judged, calibration) == (pytest.approx(0.5), "dlib")  # 0.25 / 0.5 beats 0.2 / 0.8
     assert identification(outcome(0.1, 0.05, prior=0.1), calibration)[0] == 0.0  # below chance
+
+
+def test_p_hat_interval_is_the_deciding_evaluators_wilson_interval_calibrated_and_narrows_with_more_images() -> None:
+    calibration = Calibration(chance=0.1, originals_top1={"dlib": 0.6, "classifier": 0.9})
+    rates = {"ssim": 0.3, "psnr": 12.0, "top5": 0.5, "knn_dist": 0.6, "top1": 0.35, "classifier_top1": 0.3}
+    few, many = AttackOutcome(**rates, judged=20), AttackOutcome(**rates, judged=2000)
+    # dlib decides (p-hat 0.5): 7 of 20 named, Wilson 95 % interval 0.181-0.567, calibrated by (p - 0.1) / 0.5
+    low, high = identification_interval(few, calibration)
+    assert (low, high) == (
+        pytest.approx((0.18119 - 0.1) / 0.5, abs=1e-4),
+        pytest.approx((0.56714 - 0.1) / 0.5, abs=1e-4),
+    )
+    assert low < identification(few, calibration)[0] < high
+    narrow = identification_interval(many, calibration)
+    assert low < narrow[0] < 0.5 < narrow[1] < high
+    assert identification_interval(AttackOutcome(**rates), calibration) is None  # a record without its image count
 
 
 def test_none_scores_zero_on_all_four_measures_by_construction() -> None:

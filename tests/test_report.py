@@ -40,7 +40,9 @@ CALIBRATION = Calibration(chance=0.0, originals_top1={"dlib": 1.0})  # q = SSIM,
 
 
 def outcome(ssim: float, top1: float, psnr: float = 18.0) -> AttackOutcome:
-    return AttackOutcome(ssim=ssim, psnr=psnr, top1=top1, top5=min(1.0, 2 * top1), knn_dist=0.55, ssim_prior=0.0)
+    return AttackOutcome(
+        ssim=ssim, psnr=psnr, top1=top1, top5=min(1.0, 2 * top1), knn_dist=0.55, ssim_prior=0.0, judged=20
+    )
 
 
 def sample_report(defense: str = "ppfr_fd", synthetic: bool = True, settings: dict | None = None) -> RunReport:
@@ -85,7 +87,8 @@ def test_markdown_report_shows_the_table_and_a_banner_only_for_synthetic_data(tm
     assert "SYNTHETIC DATA" in synthetic and "SYNTHETIC DATA" not in real
     for name in ("S1", "S2", "S3", "S4", "score_pp", "score_cls", "overall"):
         assert f"| {name} |" in real
-    assert "| recovery (key known) | **no** | 0.700 | 0.600 (dlib) | 0.700 | 0.000 | ∞ | 0.600 |" in real
+    # p^ and its 95 % interval: 12 of 20 named (Wilson 0.387-0.781; this calibration leaves rates as they are)
+    assert "| recovery (key known) | **no** | 0.700 | 0.600 (dlib) | 0.387–0.781 (20) | 0.700 | 0.000 | ∞ |" in real
 
 
 def test_grid_and_scatter_figures_are_written_as_images(tmp_path: Path) -> None:
