@@ -194,13 +194,8 @@ def image_similarity(outcome: AttackOutcome, name: str = "outcome") -> float:
 
 def identification(outcome: AttackOutcome, calibration: Calibration) -> tuple[float, str]:
     """p-hat = clip((p - chance) / (p_orig - chance), 0, 1) per evaluator; the highest, and which evaluator gave it."""
-    calibrated = {name: _calibrated(rate, name, calibration) for name, rate in _judged_rates(outcome, calibration)}
-    if not calibrated:
-        raise InputError(
-            f"no evaluator both judged these images and beats chance on the originals ({dict(calibration.originals_top1)})"
-        )
-    name = max(calibrated, key=lambda key: calibrated[key])
-    return calibrated[name], name
+    name, rate = _deciding_rate(outcome, calibration)
+    return _calibrated(rate, name, calibration), name
 
 
 def identification_interval(outcome: AttackOutcome, calibration: Calibration) -> tuple[float, float] | None:
@@ -208,22 +203,28 @@ def identification_interval(outcome: AttackOutcome, calibration: Calibration) ->
     the images judged, calibrated like p-hat; None when the outcome does not say how many images were judged."""
     if not outcome.judged:
         return None
-    _, name = identification(outcome, calibration)
-    rate = dict(_judged_rates(outcome, calibration))[name]
+    name, rate = _deciding_rate(outcome, calibration)
     interval = binomtest(round(rate * outcome.judged), outcome.judged).proportion_ci(
         confidence_level=INTERVAL_CONFIDENCE, method="wilson"
     )
     return _calibrated(interval.low, name, calibration), _calibrated(interval.high, name, calibration)
 
 
-def _judged_rates(outcome: AttackOutcome, calibration: Calibration) -> list[tuple[str, float]]:
-    """(evaluator, top-1 rate) for the evaluators that judged the images and beat chance on the originals."""
-    rates = {"dlib": outcome.top1, "classifier": outcome.classifier_top1}
-    return [
-        (name, rate)
-        for name, rate in rates.items()
+def _deciding_rate(outcome: AttackOutcome, calibration: Calibration) -> tuple[str, float]:
+    """The evaluator whose calibrated top-1 rate is highest, among those that judged the images and beat chance on
+    the originals, and its raw rate."""
+    judged = {"dlib": outcome.top1, "classifier": outcome.classifier_top1}
+    rates = {
+        name: rate
+        for name, rate in judged.items()
         if rate is not None and calibration.originals_top1.get(name, 0.0) > calibration.chance
-    ]
+    }
+    if not rates:
+        raise InputError(
+            f"no evaluator both judged these images and beats chance on the originals ({dict(calibration.originals_top1)})"
+        )
+    name = max(rates, key=lambda key: _calibrated(rates[key], key, calibration))
+    return name, rates[name]
 
 
 def _calibrated(rate: float, evaluator: str, calibration: Calibration) -> float:
