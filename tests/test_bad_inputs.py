@@ -51,7 +51,8 @@ def truncate(path: Path) -> None:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Good and bad inputs side by side; the cases only read them."""
-    from masking.keys import generate_key
+    from common.files import atomic_write_json
+    from masking.keys import generate_key, key_fingerprint
     from pipelines.client.keyfile import read_key_file, write_key_file
     from pipelines.client.masking_io import mask_dataset
     from pipelines.data.prepare import PrepareConfig
@@ -86,6 +87,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (w / name / "model.pt").write_bytes(b"weights")
         (w / name / "summary.json").write_text(summary)
     (w / "space.yaml").write_text("fixed: {}\nsearch: {}\n")
+    (w / "sweep" / "tune").mkdir(parents=True)  # a sweep begun with another key than client.key
+    atomic_write_json(w / "sweep" / "sweep_key.json", {"key_fingerprint": key_fingerprint(generate_key())})
     return w
 
 
@@ -141,6 +144,8 @@ CASES = [
     Case("demo: unknown defence", ["demo", "--out", "W/out", "--defenses", "magic"], ("--defenses", "'magic'")),
     Case("tune: training key in --set", ["tune", "--space", "W/space.yaml", "--data", "W/prepared", "--out", "W/out", "--set", "optim.lr=0.1"], ("--set optim.lr=0.1", "budget.*")),
     Case("tune: masked folder where faces are expected", ["tune", "--space", "smoke", "--data", "W/masked", "--out", "W/out"], ("--data W/masked", "holds masked data")),
+    Case("tune: resumed with another key", ["tune", "--space", "smoke", "--data", "W/prepared", "--out", "W/sweep", "--resume", "--key", "W/client.key"], ("--key W/client.key", "not the sweep's", "the key the sweep began with")),
+    Case("tune: resumed without its key", ["tune", "--space", "smoke", "--data", "W/prepared", "--out", "W/sweep", "--resume", "--key", "W/none.key"], ("--key W/none.key", "no key file", "pass it with --key")),
     Case("tune: missing --config", ["tune", "--space", "smoke", "--data", "W/prepared", "--out", "W/out", "--config", "W/none.yaml"], ("--config W/none.yaml", "does not exist")),
 ]  # fmt: skip
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from common.errors import InputError
-from pipelines.client.keyfile import read_key_file
+from pipelines.client.keyfile import default_key_path, read_key_file
 from pipelines.runs.experiment_config import load_experiment
 from tests.server_side_search import leaks, private_secrets, server_side_files
 from tune_configs.results import TrialRow, pareto_front, ranked
@@ -114,6 +114,20 @@ def test_ranking_puts_finished_trials_first_by_overall() -> None:
     assert [r.trial_id for r in ranked(rows)] == ["c", "b", "a"]
 
 
+def test_an_interrupted_sweeps_unstarted_and_part_way_trials_say_so() -> None:
+    from types import SimpleNamespace
+
+    def result(metrics: dict | None, config: dict | None, path: str = "/sweep/tune/a_00001") -> SimpleNamespace:
+        return SimpleNamespace(metrics=metrics, config=config, error=None, path=path)
+
+    unstarted = TrialRow.from_result(result({}, None), interrupted={"a_00001"})
+    assert (unstarted.status, unstarted.params, unstarted.trial_id) == ("not started", {}, "a_00001")
+    part_way = TrialRow.from_result(result({"epoch": 1, "trial_id": "b"}, {"masking.ratio": 0.3}), interrupted={"b"})
+    assert part_way.status == "interrupted at epoch 1" and part_way.params == {"masking.ratio": 0.3}
+    stopped = TrialRow.from_result(result({"epoch": 1, "trial_id": "b"}, {"masking.ratio": 0.3}), interrupted={"c"})
+    assert stopped.status == "stopped early at epoch 1"
+
+
 def wait_for(predicate, process: subprocess.Popen, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     while not predicate():
@@ -144,13 +158,17 @@ def test_sweep_ranks_two_trials_and_resumes_after_an_interruption(few_faces: Pat
         if first.poll() is None:
             os.killpg(first.pid, signal.SIGKILL)
     first_log = first.stdout.read()
+    assert first.returncode == 130, f"an interrupted sweep exits as a shell reports Ctrl-C:\n{first_log[-3000:]}"
     finished_report = next(out.glob("trials/*/run/report.json"))
     stamp = finished_report.stat().st_mtime_ns
-    # An interrupted sweep writes the results it has (nothing lost), but it must not have finished both trials.
-    if (out / "results.csv").exists():
-        with (out / "results.csv").open(encoding="utf-8") as handle:
-            statuses = [row["status"] for row in csv.DictReader(handle)]
-        assert statuses.count("finished") < 2, first_log[-3000:]
+    # An interrupted sweep writes the results it has (nothing lost) and says how to go on; it must not have
+    # finished both trials.
+    assert "the sweep was interrupted with 1 of 2 trials finished; `--resume` continues it" in first_log, first_log[
+        -3000:
+    ]
+    with (out / "results.csv").open(encoding="utf-8") as handle:
+        statuses = [row["status"] for row in csv.DictReader(handle)]
+    assert statuses[0] == "finished" and statuses[1] != "finished", statuses
 
     resumed = subprocess.run(tune_command(space, few_faces, out, "--resume"), cwd=REPO_ROOT, env=env,
                              capture_output=True, text=True, timeout=SWEEP_TIMEOUT_S)  # fmt: skip
@@ -172,5 +190,7 @@ def test_sweep_ranks_two_trials_and_resumes_after_an_interruption(few_faces: Pat
     # the key, a name or the client's data folder.
     written = server_side_files(out)
     assert any(path.parent.parent == out / "tune" for path in written), "Tune's per-trial results must be searched"
-    found = leaks(out, written, private_secrets([few_faces], read_key_file(out / "client.key")))
+    key_file = default_key_path(out)  # made outside OUT, whose results people share
+    assert not list(out.rglob("*.key")) and key_file.is_file()
+    found = leaks(out, written, private_secrets([few_faces], read_key_file(key_file)))
     assert not found, "\n".join(found[:20])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,25 +24,24 @@ BEST_CONFIG = "best_config.yaml"
 class TrialRow:
     trial_id: str
     params: dict[str, Any]
-    status: str  # finished | stopped early at epoch N | failed: ...
+    status: str  # finished | stopped early at epoch N | failed: ... | interrupted at epoch N | not started
     metrics: dict[str, Any]
 
     @classmethod
-    def from_result(cls, result: Any) -> TrialRow:
-        """From a `ray.tune.Result`: its config, its last report and its error."""
+    def from_result(cls, result: Any, interrupted: Collection[str] = ()) -> TrialRow:
+        """From a `ray.tune.Result`: its config, its last report and its error. `interrupted`: the ids of the trials
+        an interruption (Ctrl-C) left unfinished. A trial that never reported has neither config nor metrics."""
         metrics = dict(result.metrics or {})
+        trial_id = str(metrics.get("trial_id", Path(result.path).name))
         if "overall" in metrics:
             status = "finished"
         elif result.error is not None:
             status = f"failed: {str(result.error).strip().splitlines()[-1][:120]}"
+        elif trial_id in interrupted:
+            status = f"interrupted at epoch {metrics['epoch']}" if "epoch" in metrics else "not started"
         else:
             status = f"stopped early at epoch {metrics.get('epoch', 0)}"
-        return cls(
-            trial_id=str(metrics.get("trial_id", Path(result.path).name)),
-            params=dict(result.config),
-            status=status,
-            metrics=metrics,
-        )
+        return cls(trial_id=trial_id, params=dict(result.config or {}), status=status, metrics=metrics)
 
     @property
     def overall(self) -> float | None:

@@ -2,7 +2,8 @@
 
 Layout of OUT:
 
-    OUT/client.key            the client's key (made when missing; never in a trial's config or results)
+    OUT/sweep_key.json        the fingerprint of the key the sweep masks with (never the key, which lives outside
+                              OUT: --key, or one made under $XDG_CONFIG_HOME like `run`'s), checked on --resume
     OUT/baseline/             the unprotected run every trial's score_cls divides by, attacked with the trials'
                               budget so that it proves their attacks (trained, attacked and evaluated once)
     OUT/trials/<defence>-<digest>/   one pipeline run per trial: run/ (training, attacks, report) and client/
@@ -22,8 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import InputError
+from common.files import atomic_write_json, read_json
 from evaluation.attacks.registry import ATTACK_NAMES
-from pipelines.runs.run_pipeline import KEY_FILE, PipelineConfig, attack_defense, client_key, train_defense
+from masking.keys import key_fingerprint
+from pipelines.client.keyfile import read_key_file
+from pipelines.runs.run_pipeline import PipelineConfig, attack_defense, client_key, train_defense
 from trainers.defenses import UNPROTECTED
 from trainers.local_ray import cluster_totals, start_ray
 from trainers.schema import MANIFEST_NAME
@@ -33,6 +37,7 @@ from tune_configs.space import SearchSpace
 from tune_configs.trial import TrialSetup, run_trial
 
 EXPERIMENT = "tune"
+KEY_RECORD = "sweep_key.json"
 BASELINE_DIR = "baseline"
 TRIAL_DRIVER_CPUS = 0.01
 Say = Callable[[str], None]
@@ -43,6 +48,7 @@ class SweepConfig:
     space: SearchSpace
     data_dir: Path
     out: Path
+    key_file: Path
     base_config: Path | None = None
     samples: int | None = None  # None: the space's own
     resume: bool = False
@@ -74,7 +80,9 @@ def run_sweep(spec: SweepConfig, say: Say = print) -> list[TrialRow]:
     spec.validate()
     spec.out = spec.out.resolve()
     spec.out.mkdir(parents=True, exist_ok=True)
-    client_key(spec.out / KEY_FILE, say)
+    check_sweep_key(spec.out, spec.key_file, spec.resume)
+    key = client_key(spec.key_file, say)
+    atomic_write_json(spec.out / KEY_RECORD, {"key_fingerprint": key_fingerprint(key)})
     baseline = _train_baseline(spec, say)
     start_ray()
     setup = _trial_setup(spec, baseline)
@@ -99,9 +107,47 @@ def run_sweep(spec: SweepConfig, say: Say = print) -> list[TrialRow]:
             ),
         )
     grid = tuner.fit()
-    rows = [TrialRow.from_result(grid[index]) for index in range(len(grid))]
+    interrupted = _unfinished_trial_ids(state)
+    rows = [TrialRow.from_result(grid[index], interrupted) for index in range(len(grid))]
     write_results(rows, spec.out, spec.space, setup, say)
+    if interrupted:
+        finished = sum(row.status == "finished" for row in rows)
+        say(f"the sweep was interrupted with {finished} of {len(rows)} trials finished; `--resume` continues it")
     return rows
+
+
+def _unfinished_trial_ids(state: Path) -> set[str]:
+    """The trials Tune's saved state holds as neither terminated nor errored: those an interruption (Ctrl-C) left,
+    which `--resume` runs. fit()'s own results cannot tell them from finished ones: stopping, Tune marks the trials
+    it had started as terminated in memory, after saving them as they were."""
+    from ray.tune import ExperimentAnalysis
+
+    trials = ExperimentAnalysis(str(state)).trials
+    return {trial.trial_id for trial in trials if trial.status not in ("TERMINATED", "ERROR")}
+
+
+def check_sweep_key(out: Path, key_file: Path, resume: bool) -> None:
+    """Before any work: a resumed sweep masks its remaining trials with the key its first trials were masked with
+    (a new key would be made for a missing file, and a different one would make trials incomparable)."""
+    if not resume:
+        return
+    if not key_file.is_file():
+        raise InputError(
+            f"--key {key_file}: no key file there; a resumed sweep needs the key it began with (pass it with --key)"
+        )
+    record = out / KEY_RECORD
+    if not record.is_file():
+        return  # a sweep begun before the record existed
+    fix = f"delete {record} if --key is the key the sweep began with"
+    expected = read_json(record, fix)
+    if not isinstance(expected, dict) or "key_fingerprint" not in expected:
+        raise InputError(f"{record} names no key fingerprint; {fix}")
+    actual = key_fingerprint(read_key_file(key_file))
+    if actual != expected["key_fingerprint"]:
+        raise InputError(
+            f"--key {key_file}: its fingerprint {actual} is not the sweep's ({expected['key_fingerprint']}, "
+            f"{record}); pass the key the sweep began with"
+        )
 
 
 def _trial_setup(spec: SweepConfig, baseline: Path) -> TrialSetup:
@@ -109,7 +155,7 @@ def _trial_setup(spec: SweepConfig, baseline: Path) -> TrialSetup:
         space_file=str(spec.space.path),
         data_dir=str(spec.data_dir.resolve()),
         out=str(spec.out),
-        key_file=str(spec.out / KEY_FILE),
+        key_file=str(spec.key_file.resolve()),
         baseline_dir=str(baseline),
         base_config=str(spec.base_config.resolve()) if spec.base_config else None,
         budget_preset=spec.budget_preset,

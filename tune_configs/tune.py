@@ -26,6 +26,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--data", required=True, metavar="DIR", help="a prepared folder, or a folder with one sub-folder per person"
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="sweep folder (trials, Tune state, results)")
+    parser.add_argument(
+        "--key",
+        metavar="KEYFILE",
+        help="the client's key the trials mask with (default: one made for OUT under $XDG_CONFIG_HOME/hybridmask/keys, "
+        "as `run` does; on a cluster, a file every node reads)",
+    )
     parser.add_argument("--samples", type=int, help="trials to sample (default: the space's `samples`)")
     parser.add_argument("--resume", action="store_true", help="continue the interrupted sweep in --out")
     parser.add_argument("--config", metavar="FILE.yaml", help="base training config every trial starts from")
@@ -54,9 +60,10 @@ def run(args: argparse.Namespace) -> int:
     from evaluation.budgets import load_budgets
     from evaluation.run_attacks import parse_attack_names
     from pipelines.cli.commands.run import prepared_data_step
+    from pipelines.client.keyfile import default_key_path
     from trainers.local_ray import reserve_ray
     from tune_configs.space import load_space
-    from tune_configs.sweep import SweepConfig, run_sweep
+    from tune_configs.sweep import SweepConfig, check_sweep_key, run_sweep
 
     not_budget = [value for value in args.set if not value.startswith("budget.")]
     if not_budget:
@@ -71,12 +78,15 @@ def run(args: argparse.Namespace) -> int:
     if base_config is not None and not base_config.is_file():
         raise InputError(f"--config {base_config} does not exist")
     attacks = parse_attack_names(args.attacks)
+    key_file = Path(args.key) if args.key else default_key_path(out)
+    check_sweep_key(out, key_file, args.resume)
     data_step = prepared_data_step(Path(args.data), args.size)
     reserve_ray()  # every check above, and no second local Ray, before the data step writes anything
     spec = SweepConfig(
         space=space,
         data_dir=data_step(out),
         out=out,
+        key_file=key_file,
         base_config=base_config,
         samples=args.samples,
         resume=args.resume,
@@ -86,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
         key_setting=args.key_setting,
     )
     rows = run_sweep(spec)
+    if any(row.status.startswith(("interrupted", "not started")) for row in rows):
+        return 130  # as a shell reports Ctrl-C: a script must not go on with a sweep's partial results
     failed = [row for row in rows if row.status.startswith("failed")]
     if rows and len(failed) == len(rows):
         print(f"every trial failed; the first: {failed[0].status} (Tune's error files: {out / 'tune'})", flush=True)

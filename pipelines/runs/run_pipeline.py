@@ -36,7 +36,6 @@ from trainers.run import SUMMARY_FILE, saved_run_config
 from trainers.schema import MANIFEST_NAME
 
 RUNS_DIR = "runs"
-KEY_FILE = "client.key"
 
 Say = Callable[[str], None]
 

@@ -49,7 +49,11 @@ def add_pipeline_options(parser: argparse.ArgumentParser, default_out: str | Non
     )
     parser.add_argument("--epochs", type=int, help="training epochs for every defence")
     parser.add_argument("--workers", type=int, help="Ray Train workers per run")
-    parser.add_argument("--key", metavar="KEYFILE", help="the client's key (default: a new one in OUT/client.key)")
+    parser.add_argument(
+        "--key",
+        metavar="KEYFILE",
+        help="the client's key (default: one made for OUT under $XDG_CONFIG_HOME/hybridmask/keys)",
+    )
     parser.add_argument(
         "--config", metavar="FILE.yaml", help="training config for every defence (see `hybridmask train`)"
     )
