@@ -1,4 +1,4 @@
-"""Shared fixtures: the real face data beside the checkout, one Ray instance per test module."""
+"""Shared fixtures: the real face data beside the checkout, one Ray instance for the modules that use one."""
 
 from __future__ import annotations
 
@@ -45,9 +45,24 @@ def lfw_dir() -> Path:
     return _shared_folder("lfw")
 
 
-@pytest.fixture(scope="module")
+def _module_of(item: pytest.Item) -> str:
+    return item.nodeid.split("::")[0]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The modules that use the in-process Ray (`ray_cluster`) run last, one after another, so that one Ray serves
+    them all (a start and a stop cost about 6 s on 2 cores) and no test that starts its own Ray (a subprocess, a
+    two-node cluster) ever runs beside it. Both groups keep their order."""
+    shared = {_module_of(item) for item in items if "ray_cluster" in getattr(item, "fixturenames", ())}
+    items[:] = [item for item in items if _module_of(item) not in shared] + [
+        item for item in items if _module_of(item) in shared
+    ]
+
+
+@pytest.fixture(scope="session")
 def ray_cluster():
-    """One local Ray instance for a whole test module: starting Ray costs seconds."""
+    """One local Ray instance for every module that asks for it (they run last, together): starting Ray costs
+    seconds."""
     import ray
 
     from trainers.local_ray import local_train_settings
@@ -56,6 +71,18 @@ def ray_cluster():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture()
+def ray_must_not_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ray.init fails the test: for checks that must refuse bad input before Ray starts (whether or not another
+    module's Ray is up in this process)."""
+    import ray
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("Ray was started; bad input must be refused before")
+
+    monkeypatch.setattr(ray, "init", no_ray)
 
 
 @pytest.fixture(scope="session")

@@ -46,9 +46,7 @@ class RecordingLearner:
         self.chunks.append((episode, last_window))
 
 
-def test_update_interval_is_checked_before_ray_starts():
-    import ray
-
+def test_update_interval_is_checked_before_ray_starts(ray_must_not_start):
     from common.errors import InputError
     from rl_env.settings import AdaptiveConfig
 
@@ -56,7 +54,6 @@ def test_update_interval_is_checked_before_ray_starts():
         AdaptiveConfig(update_every_windows=0).validate(batch_size=32)
     with pytest.raises(InputError, match="whole number"):
         dataclasses.replace(AdaptiveConfig(), update_every_windows=2.5).validate(batch_size=32)
-    assert not ray.is_initialized()
 
 
 def drive(algo, link, learner, config: MixUpKEnvConfig, update_every: int) -> list[dict]:
