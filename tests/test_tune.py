@@ -122,10 +122,12 @@ def test_an_interrupted_sweeps_unstarted_and_part_way_trials_say_so() -> None:
 
     unstarted = TrialRow.from_result(result({}, None), interrupted={"a_00001"})
     assert (unstarted.status, unstarted.params, unstarted.trial_id) == ("not started", {}, "a_00001")
+    assert unstarted.interrupted
     part_way = TrialRow.from_result(result({"epoch": 1, "trial_id": "b"}, {"masking.ratio": 0.3}), interrupted={"b"})
     assert part_way.status == "interrupted at epoch 1" and part_way.params == {"masking.ratio": 0.3}
+    assert part_way.interrupted
     stopped = TrialRow.from_result(result({"epoch": 1, "trial_id": "b"}, {"masking.ratio": 0.3}), interrupted={"c"})
-    assert stopped.status == "stopped early at epoch 1"
+    assert stopped.status == "stopped early at epoch 1" and not stopped.interrupted
 
 
 def wait_for(predicate, process: subprocess.Popen, timeout_s: float) -> None:

@@ -44,6 +44,11 @@ class TrialRow:
         return cls(trial_id=trial_id, params=dict(result.config or {}), status=status, metrics=metrics)
 
     @property
+    def interrupted(self) -> bool:
+        """Left unfinished by an interruption: `--resume` runs it."""
+        return self.status == "not started" or self.status.startswith("interrupted")
+
+    @property
     def overall(self) -> float | None:
         return self.metrics.get("overall") if self.status == "finished" else None
 

@@ -80,8 +80,7 @@ def run_sweep(spec: SweepConfig, say: Say = print) -> list[TrialRow]:
     spec.validate()
     spec.out = spec.out.resolve()
     spec.out.mkdir(parents=True, exist_ok=True)
-    check_sweep_key(spec.out, spec.key_file, spec.resume)
-    key = client_key(spec.key_file, say)
+    key = client_key(spec.key_file, say)  # on --resume, `tune` checked it against KEY_RECORD before any work
     atomic_write_json(spec.out / KEY_RECORD, {"key_fingerprint": key_fingerprint(key)})
     baseline = _train_baseline(spec, say)
     start_ray()

@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         key_setting=args.key_setting,
     )
     rows = run_sweep(spec)
-    if any(row.status.startswith(("interrupted", "not started")) for row in rows):
+    if any(row.interrupted for row in rows):
         return 130  # as a shell reports Ctrl-C: a script must not go on with a sweep's partial results
     failed = [row for row in rows if row.status.startswith("failed")]
     if rows and len(failed) == len(rows):
