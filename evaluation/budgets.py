@@ -29,9 +29,11 @@ class RecoveryBudgetConfig:
 
 @dataclass
 class WhiteboxBudgetConfig:
-    gan_steps: int = 1500  # generator and discriminator updates on the public faces
+    # The prior's quality limits what inversion can show: in four paired runs on ORL, width 32 and 3,000 updates
+    # named more people than width 16 and 1,500 every time (docs/results/README.md), for ~9 minutes once per public set.
+    gan_steps: int = 3000  # generator and discriminator updates on the public faces
     gan_batch_size: int = 32
-    gan_width: int = 16
+    gan_width: int = 32
     latent_size: int = 64
     inversion_steps: int = 150  # latent optimisation steps per identity
     restarts: int = 6  # random latent starts per identity; the one the FR model scores highest is kept

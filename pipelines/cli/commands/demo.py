@@ -11,14 +11,16 @@ from pipelines.cli.commands.run import add_pipeline_options, pipeline_printer, p
 # two CPU cores. Every value can be overridden on the command line (--epochs, --set ...).
 DEMO_FACES = {"identities": 80, "images_per_identity": 10, "size": 32}
 DEMO_TRAINING = ["optim.epochs=6", "optim.batch_size=32", "model.embedding_size=128", "window_batches=2"]
-# Attack budgets a third of the "small" preset's: every attack still learns (recovery on undefended faces names
-# almost every target), and the three defences' attacks finish in a few minutes.
+# Attack budgets about a third of the "small" preset's (a GAN prior of half the width and a quarter the steps): every attack
+# still learns (recovery on undefended faces names almost every target), and the three defences' attacks finish in
+# a few minutes.
 DEMO_BUDGET = [
     "threads=2",
     "max_targets=32",
     "max_identities=16",
     "recovery.steps=250",
     "whitebox.gan_steps=800",
+    "whitebox.gan_width=16",
     "whitebox.inversion_steps=80",
     "whitebox.restarts=4",
     "blackbox.steps=400",
