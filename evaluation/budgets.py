@@ -43,10 +43,9 @@ class WhiteboxBudgetConfig:
 
 @dataclass
 class BlackboxBudgetConfig:
-    steps: int = 600  # inversion-network training steps
-    batch_size: int = 32
-    width: int = 16
-    lr: float = 2e-3
+    pool: int = 4096  # faces drawn from the public prior (the white-box GAN) and queried once, in whole batches
+    nearest: int = 4  # pool faces averaged per target: those whose server views embed closest to the target's
+    batch_size: int = 128  # pool faces generated and queried at once
 
 
 @dataclass
@@ -99,6 +98,11 @@ class BudgetConfig:
             raise InputError(
                 f"budget work_size = {self.work_size}: use a multiple of 16 (e.g. 32 or 64), or null for the faces' size"
             )
+        if self.blackbox.nearest > self.blackbox.pool:
+            raise InputError(
+                f"budget blackbox.nearest = {self.blackbox.nearest} exceeds blackbox.pool = {self.blackbox.pool}: "
+                "average at most as many faces as are drawn"
+            )
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda", "mps")):
             raise InputError(f"budget device = {self.device!r}: use auto, cpu or cuda[:N]")
 
@@ -127,7 +131,7 @@ PRESETS: dict[str, BudgetConfig] = {
         whitebox=WhiteboxBudgetConfig(
             gan_steps=20000, gan_batch_size=64, gan_width=64, inversion_steps=1000, restarts=16
         ),
-        blackbox=BlackboxBudgetConfig(steps=8000, batch_size=64, width=64),
+        blackbox=BlackboxBudgetConfig(pool=32768, nearest=4, batch_size=256),
         evaluator=EvaluatorBudgetConfig(classifier_epochs=60, classifier_size=64),
     ),
 }

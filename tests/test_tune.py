@@ -27,7 +27,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 TINY_BUDGET = [
     "budget.max_targets=8", "budget.max_identities=4", "budget.threads=2", "budget.recovery.steps=15",
     "budget.whitebox.gan_steps=15", "budget.whitebox.inversion_steps=4", "budget.whitebox.restarts=1",
-    "budget.blackbox.steps=15", "budget.evaluator.classifier_epochs=2",
+    "budget.blackbox.pool=256", "budget.evaluator.classifier_epochs=2",
 ]  # fmt: skip
 SWEEP_TIMEOUT_S = 600
 

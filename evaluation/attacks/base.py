@@ -26,8 +26,8 @@ KEY_SETTINGS: tuple[KeySetting, ...] = ("known", "unknown")
 class AttackBudgetConfig:
     """How much work an attack may do; the defaults finish in minutes on 2 CPU cores.
 
-    steps: optimisation steps (decoder training, latent search); max_targets: private images (or identities)
-    attacked; batch_size: images a step; seed: every random choice of the attack.
+    steps: optimisation steps (decoder training, latent search) or faces drawn (black-box pool); max_targets:
+    private images (or identities) attacked; batch_size: images a step; seed: every random choice of the attack.
     """
 
     steps: int = 300

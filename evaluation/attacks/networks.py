@@ -1,5 +1,5 @@
-"""The attacks' networks: a U-Net (recovery), an up-sampling decoder from a vector (GAN generator, black-box
-inversion) and a DCGAN discriminator. Small by default; widths come from the budgets."""
+"""The attacks' networks: a U-Net (recovery), an up-sampling decoder from a vector (the GAN generator) and a DCGAN
+discriminator. Small by default; widths come from the budgets."""
 
 from __future__ import annotations
 

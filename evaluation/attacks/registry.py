@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 class RegisteredAttack:
     name: str
     build: Callable[[BudgetConfig, int, GanCache], Attack]  # (budgets, work size, shared GAN priors) -> attack
-    steps_and_batch: Callable[[BudgetConfig], tuple[int, int]]  # its main optimization steps and batch (restarts)
+    steps_and_batch: Callable[[BudgetConfig], tuple[int, int]]  # its main work (steps; faces drawn) and batch
     budget_section: str  # the `budget.<section>` it reads
     per_identity: bool = False  # targets are identities (from the model, or from every sample sent), not images
     recovers_key: bool = False  # estimates the key itself: masked defenses, key-unknown setting only
@@ -55,7 +55,7 @@ def _whitebox(budgets: BudgetConfig, size: int, gans: GanCache) -> Attack:
 def _blackbox(budgets: BudgetConfig, size: int, gans: GanCache) -> Attack:
     from evaluation.attacks.blackbox import BlackboxInversion
 
-    return BlackboxInversion(budgets.blackbox, size)
+    return BlackboxInversion(budgets.blackbox, size, gans, budgets.whitebox)
 
 
 def _known_plaintext(budgets: BudgetConfig, size: int, gans: GanCache) -> Attack:
@@ -93,7 +93,11 @@ ATTACKS: dict[str, RegisteredAttack] = {
             revision=2,  # 2: the GAN prior's generator normalises by the batch during the search (attacks/gan.py)
         ),
         RegisteredAttack(
-            "blackbox", _blackbox, lambda budgets: (budgets.blackbox.steps, budgets.blackbox.batch_size), "blackbox"
+            "blackbox",
+            _blackbox,
+            lambda budgets: (budgets.blackbox.pool, budgets.blackbox.batch_size),
+            "blackbox",
+            revision=2,  # 2: the prior's faces nearest the target's embedding (1: a decoder from embeddings)
         ),
         # the key-recovery attacks train the recovery decoder, with their own estimate of the key
         RegisteredAttack("known_plaintext", _known_plaintext, _recovery_steps, "recovery", recovers_key=True),

@@ -23,7 +23,7 @@ DEMO_BUDGET = [
     "whitebox.gan_width=16",
     "whitebox.inversion_steps=80",
     "whitebox.restarts=4",
-    "blackbox.steps=400",
+    "blackbox.pool=2048",
     "evaluator.classifier_epochs=20",
 ]
 
