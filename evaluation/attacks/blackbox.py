@@ -76,7 +76,7 @@ class BlackboxInversion:
         )
         generator = torch.Generator().manual_seed(ctx.budget.seed)
         size, nearest = ctx.image_shape[-1], self.budget.nearest
-        best_scores = torch.full((len(targets), 0), -2.0, device=device)
+        best_scores = torch.empty(len(targets), 0, device=device)
         best_faces = torch.empty(len(targets), 0, *ctx.image_shape, device=device)
         count = self.budget.batch_size  # whole batches: the generator normalises by the batch, and mixing needs k rows
         for _ in counted_steps(-(-self.budget.pool // count), "prior pool"):
