@@ -4,10 +4,9 @@ in the run's metrics and frees it, so the next trial gets the CPUs."""
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from pathlib import Path
 
+from tests.ray_resources import free_cpus_once_settled
 from tune_configs.cleanup import recorded_placement_group, release_placement_group
 
 
@@ -18,21 +17,11 @@ def write_metrics(run_dir: Path, *rows: dict) -> None:
     )
 
 
-def wait_for_free_cpus(ray, settled: Callable[[float], bool], timeout_s: float = 30.0) -> float:
-    """Ray's view of free resources lags the placement group's state by a resource-report period, so wait for it."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        free = ray.available_resources().get("CPU", 0.0)
-        if settled(free) or time.monotonic() > deadline:
-            return free
-        time.sleep(0.1)
-
-
 def test_a_left_behind_placement_group_is_removed_and_its_cpus_come_back(ray_cluster, tmp_path: Path) -> None:
     ray = ray_cluster
     group = ray.util.placement_group([{"CPU": 0.5}, {"CPU": 0.5}])
     ray.get(group.ready(), timeout=60)
-    reserved = wait_for_free_cpus(ray, lambda free: free <= 1.0 + 1e-6)
+    reserved = free_cpus_once_settled(ray, lambda free: free <= 1.0 + 1e-6)
     assert reserved <= 1.0 + 1e-6, f"the group's CPUs were never taken: {reserved} free"
     write_metrics(
         tmp_path,
@@ -43,7 +32,7 @@ def test_a_left_behind_placement_group_is_removed_and_its_cpus_come_back(ray_clu
     assert recorded_placement_group(tmp_path) == group.id.hex()  # the last complete line counts
     assert release_placement_group(tmp_path) is True
     assert ray.util.placement_group_table(group)["state"] == "REMOVED"
-    freed = wait_for_free_cpus(ray, lambda free: free >= reserved + 1.0 - 1e-6)
+    freed = free_cpus_once_settled(ray, lambda free: free >= reserved + 1.0 - 1e-6)
     assert freed >= reserved + 1.0 - 1e-6, f"the group's CPUs did not come back: {reserved} free before, {freed} after"
     assert release_placement_group(tmp_path) is False  # already gone: nothing to do
 
