@@ -39,6 +39,7 @@ class WhiteboxBudgetConfig:
     restarts: int = 6  # random latent starts per identity; the one the FR model scores highest is kept
     inversion_lr: float = 0.05
     prior_weight: float = 0.1  # weight of the discriminator's realism term (GMI's prior loss)
+    identity_weight: float = 10.0  # weight of the identity term, minus the cosine to the target's prototype
 
 
 @dataclass

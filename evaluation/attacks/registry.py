@@ -90,7 +90,7 @@ ATTACKS: dict[str, RegisteredAttack] = {
             lambda budgets: (budgets.whitebox.inversion_steps, budgets.whitebox.restarts),
             "whitebox",
             per_identity=True,
-            revision=2,  # 2: the GAN prior's generator normalises by the batch during the search (attacks/gan.py)
+            revision=3,  # 3: the identity loss is the cosine to the prototype; 2: the GAN normalises by the batch
         ),
         RegisteredAttack(
             "blackbox",

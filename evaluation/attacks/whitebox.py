@@ -2,8 +2,11 @@
 
 A DCGAN learnt on the public faces (`attacks.gan`) limits the search to face-like images. For each private
 identity y, several random latents are optimised so that the trained FR model, fed the generated face through
-the defence's input transform, scores identity y: the loss is the margin head's cross-entropy for y over the
-scaled cosines to every prototype (the head's weight rows), plus the discriminator's realism term. Random flips
+the defence's input transform, scores identity y: the loss is minus the cosine of the face's embedding to y's
+prototype (the head's weight row y), weighted, plus the discriminator's realism term. Revision 2 used the margin
+head's cross-entropy over every prototype instead; it saturates once y's cosine leads the others, and the search
+then stops moving towards y (maximising the target's logit itself is the fix of Nguyen et al., CVPR 2023); on three
+ORL models the cosine named more people (docs/results/README.md). Random flips
 and shifts before the model at every step keep the search from adversarial pixel patterns that only this model
 reads as y. The latent the model scores highest for y (cosine to its prototype, without augmentation) is kept.
 
@@ -63,8 +66,8 @@ class WhiteboxInversion:
         for _ in counted_steps(self.budget.inversion_steps, "inversion"):
             generated = self.prior.generate(latents)
             faces = differentiable_augment(resize(generated, size).clamp(0, 1), generator)
-            cosines = self._cosines(model, faces, prototypes)
-            identity_loss = F.cross_entropy(model.head.scale * cosines, labels)
+            target_cosines = self._cosines(model, faces, prototypes).gather(1, labels[:, None])
+            identity_loss = -self.budget.identity_weight * target_cosines.mean()
             realism_loss = -self.prior.discriminator(generated).mean()
             loss = identity_loss + self.budget.prior_weight * realism_loss
             optimizer.zero_grad(set_to_none=True)
