@@ -55,10 +55,11 @@ class WhiteboxInversion:
         device = device_of(ctx)
         model = ctx.model.to(device).eval()
         model.requires_grad_(False)
-        prototypes = F.normalize(model.head.weight.detach(), dim=1)
         identities = ctx.target_labels.to(device)
         restarts = self.budget.restarts
         labels = identities.repeat_interleave(restarts)
+        # Each latent row is pulled towards its own identity's prototype only (the head's weight row, unit length).
+        targets = F.normalize(model.head.weight.detach(), dim=1)[labels]
         generator = torch.Generator().manual_seed(ctx.budget.seed)
         latents = torch.randn(len(labels), self.prior.latent_size, generator=generator).to(device).requires_grad_(True)
         optimizer = torch.optim.Adam([latents], lr=self.budget.inversion_lr)
@@ -66,8 +67,7 @@ class WhiteboxInversion:
         for _ in counted_steps(self.budget.inversion_steps, "inversion"):
             generated = self.prior.generate(latents)
             faces = differentiable_augment(resize(generated, size).clamp(0, 1), generator)
-            target_cosines = self._cosines(model, faces, prototypes).gather(1, labels[:, None])
-            identity_loss = -self.budget.identity_weight * target_cosines.mean()
+            identity_loss = -self.budget.identity_weight * self._cosines(model, faces, targets).mean()
             realism_loss = -self.prior.discriminator(generated).mean()
             loss = identity_loss + self.budget.prior_weight * realism_loss
             optimizer.zero_grad(set_to_none=True)
@@ -75,10 +75,11 @@ class WhiteboxInversion:
             optimizer.step()
         with torch.no_grad():
             faces = resize(self.prior.generate(latents), size).clamp(0, 1)
-            score = self._cosines(model, faces, prototypes).gather(1, labels[:, None]).view(-1, restarts)
+            score = self._cosines(model, faces, targets).view(-1, restarts)
             best = score.argmax(dim=1) + torch.arange(len(identities), device=device) * restarts
         return AttackResult(faces[best].cpu(), ctx.target_labels.clone(), None)
 
-    def _cosines(self, model: FaceModel, faces: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    def _cosines(self, model: FaceModel, faces: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Row i's cosine to targets[i] only: the search never needs the other identities' prototypes."""
         embeddings = model.backbone(images_to_model_input(faces, self.masker))
-        return F.normalize(embeddings, dim=1) @ prototypes.T
+        return (F.normalize(embeddings, dim=1) * targets).sum(dim=1)
