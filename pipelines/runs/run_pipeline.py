@@ -26,7 +26,7 @@ from common.errors import InputError
 from common.files import atomic_write_json, atomic_write_text, read_json
 from evaluation.attacks.registry import ATTACK_NAMES
 from evaluation.budgets import BudgetConfig
-from evaluation.measures import SCORE_CLS_IN_WORDS
+from evaluation.measures import CHANCE_VERIFICATION, SCORE_CLS_IN_WORDS
 from evaluation.report import CURVES_PNG, REPORT_JSON, REPORT_MD
 from pipelines.client.keyfile import default_key_path, read_key_file
 from pipelines.runs.experiment_config import ExperimentConfig
@@ -147,10 +147,26 @@ def train_defense(spec: PipelineConfig, defense: str, data_dir: Path, run_dir: P
     config = spec.config_for(defense)
     if finished_run(run_dir, config):
         say(f"{defense}: trained earlier, reusing {run_dir}")
-        return
-    say(f"{defense}: training ({config.optim.epochs} epochs, {config.scale.workers} workers) ...")
-    summary = run_training(data_dir, run_dir, config, quiet=spec.quiet)
-    say(f"{defense}: verification accuracy {summary['verification_accuracy']:.3f}")
+    else:
+        say(f"{defense}: training ({config.optim.epochs} epochs, {config.scale.workers} workers) ...")
+        summary = run_training(data_dir, run_dir, config, quiet=spec.quiet)
+        say(f"{defense}: verification accuracy {summary['verification_accuracy']:.3f}")
+    if defense == UNPROTECTED:
+        require_baseline_above_chance(run_dir)
+
+
+def require_baseline_above_chance(run_dir: Path) -> None:
+    """Every defence's score_cls divides by the unprotected baseline's lead over chance: refuse a baseline without
+    one as soon as it is trained, not after every attack and defence has run on scores that would fail at the end."""
+    summary = read_json(run_dir / SUMMARY_FILE, f"delete {run_dir} and run again to train it again")
+    accuracy = float(summary["verification_accuracy"])
+    if accuracy <= CHANCE_VERIFICATION:
+        raise InputError(
+            f"the unprotected baseline in {run_dir} verifies at {accuracy:.3f}, at or below chance "
+            f"({CHANCE_VERIFICATION}): it learned nothing, so no defence's utility can be scored against it. Train "
+            "longer (--epochs; optim.epochs in a sweep's space) or give it more images per person, then delete "
+            "that folder and run again"
+        )
 
 
 def finished_run(run_dir: Path, config: ExperimentConfig) -> bool:
