@@ -6,7 +6,7 @@ their face prior from the public split, which on ORL's default split (8 of 40 pe
 p-hat moves when the attacker has more people (`prepare --splits`), the split stated in every row.
 
 Run: python benchmarks/attacks_proven_on_orl.py --out /tmp/proof [--public 0.2 0.4] [--seeds 0 1] [--budget small]
-Cost on 2 cores at `small`: about 15 minutes per public size and seed (white-box inversion takes most of it; its
+Cost on 2 cores at `small`: about 17 minutes per public size and seed (white-box inversion takes most of it; its
 GAN prior alone about 9).
 """
 

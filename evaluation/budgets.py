@@ -16,7 +16,7 @@ from common.errors import InputError
 from evaluation.identification import DescriptorMode
 from trainers.config_io import apply_overrides, from_dict, to_dict
 
-_MAY_BE_ZERO = {"seed", "prior_weight"}
+_MAY_BE_ZERO = {"seed", "prior_weight", "search_steps"}
 
 
 @dataclass
@@ -45,8 +45,12 @@ class WhiteboxBudgetConfig:
 @dataclass
 class BlackboxBudgetConfig:
     pool: int = 4096  # faces drawn from the public prior (the white-box GAN) and queried once, in whole batches
-    nearest: int = 4  # pool faces averaged per target: those whose server views embed closest to the target's
-    batch_size: int = 128  # pool faces generated and queried at once
+    nearest: int = 4  # pool faces kept per target, those whose views embed closest to it: the search starts from each
+    batch_size: int = 128  # faces generated and queried at once
+    # Query-only latent search from the kept faces: each step tries `search_candidates` perturbations of each and keeps
+    # one that embeds closer. The mean of the kept faces answers, searched or not (0 steps: revision 2).
+    search_steps: int = 20
+    search_candidates: int = 8
 
 
 @dataclass
@@ -132,7 +136,7 @@ PRESETS: dict[str, BudgetConfig] = {
         whitebox=WhiteboxBudgetConfig(
             gan_steps=20000, gan_batch_size=64, gan_width=64, inversion_steps=1000, restarts=16
         ),
-        blackbox=BlackboxBudgetConfig(pool=32768, nearest=4, batch_size=256),
+        blackbox=BlackboxBudgetConfig(pool=32768, nearest=4, batch_size=256, search_steps=100),
         evaluator=EvaluatorBudgetConfig(classifier_epochs=60, classifier_size=64),
     ),
 }

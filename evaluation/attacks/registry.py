@@ -97,7 +97,8 @@ ATTACKS: dict[str, RegisteredAttack] = {
             _blackbox,
             lambda budgets: (budgets.blackbox.pool, budgets.blackbox.batch_size),
             "blackbox",
-            revision=2,  # 2: the prior's faces nearest the target's embedding (1: a decoder from embeddings)
+            revision=3,  # 3: a query-only latent search from those faces; 2: the prior's faces nearest the target's
+            # embedding; 1: a decoder from embeddings
         ),
         # the key-recovery attacks train the recovery decoder, with their own estimate of the key
         RegisteredAttack("known_plaintext", _known_plaintext, _recovery_steps, "recovery", recovers_key=True),

@@ -24,6 +24,7 @@ DEMO_BUDGET = [
     "whitebox.inversion_steps=80",
     "whitebox.restarts=4",
     "blackbox.pool=2048",
+    "blackbox.search_steps=0",  # revision 2: five query searches (defences x key settings) would not fit the 5 minutes
     "evaluator.classifier_epochs=20",
 ]
 
