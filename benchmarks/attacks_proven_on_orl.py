@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.faces import ORL_DIR
 from evaluation.measures import PROVEN_P_HAT, identification, identification_interval
-from evaluation.report import read_run_report
+from evaluation.report import RunReport, read_run_report
 from pipelines.cli.main import main as hybridmask
 
 VERIFY_SHARE = 0.2
@@ -40,8 +40,9 @@ def splits_for(public_share: float) -> str:
     return f"{1.0 - VERIFY_SHARE - public_share:.2f},{VERIFY_SHARE:.2f},{public_share:.2f}"
 
 
-def prove(orl: Path, out: Path, public_share: float, seed: int, budget: str) -> list[str]:
-    """Table rows (one per attack) for one public split and seed; prepared data and training are reused."""
+def proof_report(orl: Path, out: Path, public_share: float, seed: int, budget: str) -> RunReport:
+    """The `none` run's report for one public split and attack seed; prepared data, training and attack records in
+    `out` are reused."""
     prepared = out / f"orl64-public{public_share:.2f}"
     if not prepared.is_dir():
         args = ["prepare", str(orl), "--out", str(prepared), "--size", "64", "--splits", splits_for(public_share)]
@@ -51,7 +52,11 @@ def prove(orl: Path, out: Path, public_share: float, seed: int, budget: str) -> 
     flags = ["--budget", budget, "--set", f"budget.seed={seed}", "--set", "budget.threads=2", "--quiet"]
     if hybridmask(["run", "--data", str(prepared), "--out", str(run_out), "--defenses", "none", *LEARNER, *flags]):
         raise SystemExit(f"the run in {run_out} failed")
-    report = read_run_report(run_out / "runs" / "none")
+    return read_run_report(run_out / "runs" / "none")
+
+
+def table_rows(report: RunReport, public_share: float, seed: int) -> list[str]:
+    """One row per attack and key setting: raw rates, p-hat with its interval, and the verdict."""
     people = round(1.0 / report.calibration.chance)  # chance is 1 / the private people in the gallery
     rows = []
     for attack, settings in sorted(report.attacks.items()):
@@ -65,6 +70,13 @@ def prove(orl: Path, out: Path, public_share: float, seed: int, budget: str) -> 
                 f"{outcome.classifier_top1 or 0.0:.3f} | {report.calibration.chance:.3f} | {p_hat:.3f} ({judge}) | {spread} | {verdict} |"
             )
     return rows
+
+
+TABLE_HEADER = (
+    f"proven: p-hat >= {PROVEN_P_HAT} on `none` (the higher of dlib and the evaluation classifier)\n"
+    "| splits (private,verify,public) | private people | seed | attack | dlib top-1 | classifier top-1 | chance | p-hat "
+    "| p-hat 95 % interval | proven |\n" + "|---" * 10 + "|"
+)
 
 
 def main() -> None:
@@ -81,14 +93,9 @@ def main() -> None:
         row
         for share in args.public
         for seed in args.seeds
-        for row in prove(args.orl, args.out, share, seed, args.budget)
+        for row in table_rows(proof_report(args.orl, args.out, share, seed, args.budget), share, seed)
     ]
-    print(f"\nproven: p-hat >= {PROVEN_P_HAT} on `none` (the higher of dlib and the evaluation classifier)")
-    print(
-        "| splits (private,verify,public) | private people | seed | attack | dlib top-1 | classifier top-1 | chance | p-hat "
-        "| p-hat 95 % interval | proven |"
-    )
-    print("|---" * 10 + "|")
+    print(f"\n{TABLE_HEADER}")
     print("\n".join(rows))
 
 

@@ -36,7 +36,9 @@ class WhiteboxBudgetConfig:
     gan_width: int = 32
     latent_size: int = 64
     inversion_steps: int = 150  # latent optimisation steps per identity
-    restarts: int = 6  # random latent starts per identity; the one the FR model scores highest is kept
+    restarts: int = 6  # random latent starts per identity
+    # the restarts the FR model scores highest for the identity, whose faces' mean answers (1: the best face alone)
+    kept_restarts: int = 3
     inversion_lr: float = 0.05
     prior_weight: float = 0.1  # weight of the discriminator's realism term (GMI's prior loss)
     identity_weight: float = 10.0  # weight of the identity term, minus the cosine to the target's prototype
@@ -108,6 +110,11 @@ class BudgetConfig:
                 f"budget blackbox.nearest = {self.blackbox.nearest} exceeds blackbox.pool = {self.blackbox.pool}: "
                 "average at most as many faces as are drawn"
             )
+        if self.whitebox.kept_restarts > self.whitebox.restarts:
+            raise InputError(
+                f"budget whitebox.kept_restarts = {self.whitebox.kept_restarts} exceeds whitebox.restarts = "
+                f"{self.whitebox.restarts}: average at most as many faces as are searched"
+            )
         if self.device != "auto" and not self.device.startswith(("cpu", "cuda", "mps")):
             raise InputError(f"budget device = {self.device!r}: use auto, cpu or cuda[:N]")
 
@@ -134,7 +141,7 @@ PRESETS: dict[str, BudgetConfig] = {
         work_size=None,  # the faces' own size
         recovery=RecoveryBudgetConfig(steps=5000, batch_size=64, width=48),
         whitebox=WhiteboxBudgetConfig(
-            gan_steps=20000, gan_batch_size=64, gan_width=64, inversion_steps=1000, restarts=16
+            gan_steps=20000, gan_batch_size=64, gan_width=64, inversion_steps=1000, restarts=16, kept_restarts=8
         ),
         blackbox=BlackboxBudgetConfig(pool=32768, nearest=4, batch_size=256, search_steps=100),
         evaluator=EvaluatorBudgetConfig(classifier_epochs=60, classifier_size=64),

@@ -22,7 +22,7 @@ DEMO_EPOCHS = 4
 BUDGET = [
     "threads=2", "max_targets=16", "max_identities=12", "evaluator.classifier_epochs=20",
     "recovery.steps=60", "recovery.width=16", "recovery.batch_size=16",
-    "whitebox.gan_steps=15", "whitebox.gan_width=16", "whitebox.inversion_steps=4", "whitebox.restarts=1",
+    "whitebox.gan_steps=15", "whitebox.gan_width=16", "whitebox.inversion_steps=4", "whitebox.restarts=1", "whitebox.kept_restarts=1",
     "blackbox.pool=256", "blackbox.search_steps=2",
 ]  # fmt: skip
 REDUCED = [

@@ -23,6 +23,7 @@ DEMO_BUDGET = [
     "whitebox.gan_width=16",
     "whitebox.inversion_steps=80",
     "whitebox.restarts=4",
+    "whitebox.kept_restarts=2",
     "blackbox.pool=2048",
     "blackbox.search_steps=0",  # revision 2: five query searches (defences x key settings) would not fit the 5 minutes
     "evaluator.classifier_epochs=20",
