@@ -13,6 +13,8 @@ import matplotlib
 matplotlib.use("Agg")  # files only: no display on servers and in CI
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.ticker import MaxNLocator
 
 from common.errors import InputError
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 
 _CELL_INCHES = 1.5
 _DPI = 110
+_MARKERS = "os^DvPX*hp<>"  # one per defence in the scatter, told apart in its legend
 
 
 @dataclass(frozen=True)
@@ -66,17 +69,30 @@ def save_reconstruction_grid(grid: GridImages, path: str | Path, title: str, max
 
 
 def save_privacy_utility_scatter(reports: Sequence[RunReport], path: str | Path) -> Path:
-    """score_pp against verification accuracy, one labelled point per defence, coloured by the overall score."""
-    figure, axis = plt.subplots(figsize=(6.4, 4.8))
+    """score_pp against verification accuracy, one point per defence, coloured by the overall score."""
+    return _save(privacy_utility_figure(reports), path)
+
+
+def privacy_utility_figure(reports: Sequence[RunReport]) -> plt.Figure:
+    """The scatter itself. Each defence has its own marker, named in a legend below the axes: masked defences often
+    lie so close together that labels written beside their points would cover each other."""
+    figure, axis = plt.subplots(figsize=(6.4, 5.4), layout="constrained")
     accuracy = np.array([r.verification_accuracy for r in reports])
     privacy = np.array([r.scores.score_pp for r in reports])
-    overall = np.array([r.scores.overall for r in reports])
-    points = axis.scatter(accuracy, privacy, c=overall, cmap="viridis", vmin=0, vmax=1, s=70, edgecolors="black")
     mixed = len({r.synthetic_data for r in reports}) > 1
-    for report, x, y in zip(reports, accuracy, privacy):
-        label = f"{report.label} (synthetic)" if mixed and report.synthetic_data else report.label
-        axis.annotate(label, (x, y), textcoords="offset points", xytext=(6, 5), fontsize=9)
-    figure.colorbar(points, ax=axis, label="overall score")
+    colours = matplotlib.colormaps["viridis"]
+    for index, report in enumerate(reports):
+        axis.scatter(
+            report.verification_accuracy,
+            report.scores.score_pp,
+            color=colours(float(np.clip(report.scores.overall, 0.0, 1.0))),
+            marker=_MARKERS[index % len(_MARKERS)],
+            s=80,
+            edgecolors="black",
+            label=f"{report.label} (synthetic)" if mixed and report.synthetic_data else report.label,
+        )
+    figure.colorbar(ScalarMappable(Normalize(0, 1), colours), ax=axis, label="overall score")
+    figure.legend(loc="outside lower center", ncols=3, fontsize=9, frameon=False)
     axis.set_xlabel("verification accuracy of the protected model")
     axis.set_ylabel("privacy score  score_pp")
     synthetic = " (synthetic faces)" if all(r.synthetic_data for r in reports) else ""
@@ -84,8 +100,7 @@ def save_privacy_utility_scatter(reports: Sequence[RunReport], path: str | Path)
     axis.set_xlim(*_padded_range(accuracy, 0.5, 1.0))
     axis.set_ylim(*_padded_range(privacy, 0.0, 1.0))
     axis.grid(alpha=0.3)
-    figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
 def save_accuracy_per_epoch(

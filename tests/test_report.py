@@ -102,6 +102,25 @@ def test_grid_and_scatter_figures_are_written_as_images(tmp_path: Path) -> None:
     assert [row["defense"] for row in json.loads(compared["json"].read_text())] == ["none", "hybrid"]
 
 
+def test_the_scatter_gives_each_defence_its_own_marker_and_names_every_one_in_its_legend() -> None:
+    import matplotlib.pyplot as plt
+
+    from evaluation.figures import privacy_utility_figure
+
+    # three masked defences at nearly the same point: names written beside the points would cover each other
+    reports = [sample_report(name, synthetic=False) for name in ("ppfr_fd", "hybrid_fixed", "hybrid_adaptive")]
+    figure = privacy_utility_figure([*reports, sample_report("none", synthetic=False)])
+    try:
+        points = figure.axes[0].collections
+        assert len(points) == 4
+        markers = {tuple(map(tuple, point.get_paths()[0].vertices.round(3))) for point in points}
+        assert len(markers) == 4, "two defences share a marker"
+        named = [text.get_text() for legend in figure.legends for text in legend.get_texts()]
+        assert named == ["ppfr_fd", "hybrid_fixed", "hybrid_adaptive", "none"]
+    finally:
+        plt.close(figure)
+
+
 def test_grid_needs_one_image_per_row(tmp_path: Path) -> None:
     short = GridImages(torch.rand(4, *SHAPE), torch.rand(2, *SHAPE), {}, [0, 1, 2, 3])
     with pytest.raises(InputError, match="server view"):
