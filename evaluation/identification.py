@@ -38,8 +38,8 @@ SAME_PERSON_DISTANCE = 0.6  # dlib's documented threshold, for readers of knn_di
 _SHAPE_MODEL = "shape_predictor_5_face_landmarks.dat"
 _DESCRIPTOR_MODEL = "dlib_face_recognition_resnet_model_v1.dat"
 _CHIPS_PER_CALL = 128  # bounds the memory of one batched descriptor call (150*150*3 bytes a chip)
-# The fewest chips worth a process of their own; fewer are described here, without the pool. An attack judged on
-# 16 targets took 1.39 s in one process and 0.75 s split in two started ones (benchmarks/bench_face_descriptor.py).
+# The fewest chips worth a process of their own; fewer are described here, without the pool. 16 faces (an attack
+# judged at the demo's budget): 9.6 faces/s in one process, 19.2 split in two started ones (bench_face_descriptor.py).
 _CHIPS_PER_PROCESS = 8
 
 DescriptorMode = Literal["full", "detect_or_full"]
