@@ -37,11 +37,48 @@ def epochs_in(run_dir: Path) -> list[dict]:
     ]
 
 
+def training_worker_pids(ray_module) -> list[int]:
+    """PIDs of this Ray instance's Ray Train workers: descendants of our own raylet, never another user's Ray."""
+    import psutil
+
+    raylet = ray_module._private.worker._global_node.all_processes["raylet"][0].process.pid
+    return [
+        p.pid for p in psutil.Process(raylet).children(recursive=True) if p.name().startswith("ray::RayTrainWorker")
+    ]
+
+
 @pytest.fixture(scope="module")
 def baseline_run(ray_cluster, synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A 4-epoch `none` run on 2 workers, one of which is killed once the first epoch is checkpointed: the fault
+    test reads how it recovered, the learning and resuming tests read the run it still finished (one Ray Train run
+    for the three, each of which costs seconds of process starts)."""
     run_dir = tmp_path_factory.mktemp("runs") / "none"
-    config = load_experiment(None, ["defense.name=none", "optim.epochs=4", "scale.workers=2", *SMALL])
-    return run_dir, run_training(synthetic_faces, run_dir, config)
+    config = load_experiment(
+        None, ["defense.name=none", "optim.epochs=4", "scale.workers=2", "scale.max_failures=1", *SMALL]
+    )
+    outcome: dict = {}
+    learner = threading.Thread(target=lambda: outcome.update(summary=run_training(synthetic_faces, run_dir, config)))
+    learner.start()
+    deadline = time.monotonic() + 300
+    while not ((run_dir / METRICS_FILE).is_file() and epochs_in(run_dir)):  # wait for the first checkpointed epoch
+        assert learner.is_alive() and time.monotonic() < deadline, "training ended or stalled before its first epoch"
+        time.sleep(0.2)
+    workers = training_worker_pids(ray_cluster)
+    assert len(workers) == 2
+    os.kill(workers[-1], signal.SIGKILL)
+    learner.join(timeout=600)
+    assert "summary" in outcome, "the run did not finish after one worker was killed"
+    return run_dir, outcome["summary"]
+
+
+def test_a_killed_worker_is_restarted_and_no_epoch_is_lost_or_repeated(baseline_run) -> None:
+    run_dir, summary = baseline_run
+    epochs = epochs_in(run_dir)
+    assert [epoch["epoch"] for epoch in epochs] == [1, 2, 3, 4]
+    assert any("resumed_from_epoch" in epoch for epoch in epochs), (
+        "the restarted workers did not resume from a checkpoint"
+    )
+    assert summary["epochs"] == 4
 
 
 def test_two_cpu_workers_lift_verification_clearly_above_chance(baseline_run) -> None:
@@ -57,52 +94,15 @@ def test_two_cpu_workers_lift_verification_clearly_above_chance(baseline_run) ->
 def test_rerunning_a_finished_run_with_more_epochs_continues_from_its_checkpoint(baseline_run, synthetic_faces) -> None:
     run_dir, _ = baseline_run
     before = epochs_in(run_dir)
-    config = load_experiment(None, ["defense.name=none", "optim.epochs=5", "scale.workers=2", *SMALL])
+    config = load_experiment(
+        None, ["defense.name=none", "optim.epochs=5", "scale.workers=2", "scale.max_failures=1", *SMALL]
+    )
     summary = run_training(synthetic_faces, run_dir, config)
     after = epochs_in(run_dir)
     assert after[:4] == before, "finished epochs must be kept as they were, not retrained"
     assert [epoch["epoch"] for epoch in after] == [1, 2, 3, 4, 5]
     assert after[4]["resumed_from_epoch"] == 4
     assert summary["epochs"] == 5
-
-
-def training_worker_pids(ray_module) -> list[int]:
-    """PIDs of this Ray instance's Ray Train workers: descendants of our own raylet, never another user's Ray."""
-    import psutil
-
-    raylet = ray_module._private.worker._global_node.all_processes["raylet"][0].process.pid
-    return [
-        p.pid for p in psutil.Process(raylet).children(recursive=True) if p.name().startswith("ray::RayTrainWorker")
-    ]
-
-
-def test_a_killed_worker_is_restarted_and_no_epoch_is_lost_or_repeated(
-    ray_cluster, masked_synthetic_faces, tmp_path
-) -> None:
-    run_dir = tmp_path / "fault"
-    config = load_experiment(
-        None, ["defense.name=ppfr_fd", "optim.epochs=4", "scale.workers=2", "scale.max_failures=1", *SMALL]
-    )
-    outcome: dict = {}
-    learner = threading.Thread(
-        target=lambda: outcome.update(summary=run_training(masked_synthetic_faces, run_dir, config))
-    )
-    learner.start()
-    deadline = time.monotonic() + 300
-    while not ((run_dir / METRICS_FILE).is_file() and epochs_in(run_dir)):  # wait for the first checkpointed epoch
-        assert learner.is_alive() and time.monotonic() < deadline, "training ended or stalled before its first epoch"
-        time.sleep(0.2)
-    workers = training_worker_pids(ray_cluster)
-    assert len(workers) == 2
-    os.kill(workers[-1], signal.SIGKILL)
-    learner.join(timeout=600)
-    assert "summary" in outcome, "the run did not finish after one worker was killed"
-    epochs = epochs_in(run_dir)
-    assert [epoch["epoch"] for epoch in epochs] == [1, 2, 3, 4]
-    assert any("resumed_from_epoch" in epoch for epoch in epochs), (
-        "the restarted workers did not resume from a checkpoint"
-    )
-    assert outcome["summary"]["epochs"] == 4
 
 
 @pytest.mark.parametrize(
