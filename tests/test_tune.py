@@ -34,7 +34,8 @@ SWEEP_TIMEOUT_S = 600
 
 
 def two_trial_space(folder: Path) -> Path:
-    """Two grid points of the masking ratio for a fixed-k hybrid: no RL in the loop, so trials are short."""
+    """Two grid points of the masking ratio for a fixed-k hybrid on one Ray Train worker: no RL in the loop and one
+    worker process to start, so trials are short (two-worker training is tested in test_training and the demo)."""
     space = {
         "description": "two masking ratios (test)",
         "samples": 1,
@@ -45,6 +46,7 @@ def two_trial_space(folder: Path) -> Path:
             "optim.batch_size": 8,
             "model.embedding_size": 64,
             "window_batches": 2,
+            "scale.workers": 1,
         },
         "search": {"masking.ratio": {"grid": [0.3, 0.7]}},
         "scheduler": {"grace_period": 2, "reduction_factor": 2},
