@@ -48,7 +48,9 @@ def training_worker_pids(ray_module) -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def baseline_run(ray_cluster, synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def killed_worker_run(
+    ray_cluster, synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, dict]:
     """A 4-epoch `none` run on 2 workers, one of which is killed once the first epoch is checkpointed: the fault
     test reads how it recovered, the learning and resuming tests read the run it still finished (one Ray Train run
     for the three, each of which costs seconds of process starts)."""
@@ -71,8 +73,8 @@ def baseline_run(ray_cluster, synthetic_faces: Path, tmp_path_factory: pytest.Te
     return run_dir, outcome["summary"]
 
 
-def test_a_killed_worker_is_restarted_and_no_epoch_is_lost_or_repeated(baseline_run) -> None:
-    run_dir, summary = baseline_run
+def test_a_killed_worker_is_restarted_and_no_epoch_is_lost_or_repeated(killed_worker_run) -> None:
+    run_dir, summary = killed_worker_run
     epochs = epochs_in(run_dir)
     assert [epoch["epoch"] for epoch in epochs] == [1, 2, 3, 4]
     assert any("resumed_from_epoch" in epoch for epoch in epochs), (
@@ -81,8 +83,8 @@ def test_a_killed_worker_is_restarted_and_no_epoch_is_lost_or_repeated(baseline_
     assert summary["epochs"] == 4
 
 
-def test_two_cpu_workers_lift_verification_clearly_above_chance(baseline_run) -> None:
-    run_dir, summary = baseline_run
+def test_two_cpu_workers_lift_verification_clearly_above_chance(killed_worker_run) -> None:
+    run_dir, summary = killed_worker_run
     assert set(summary) >= SUMMARY_KEYS
     assert summary["workers"] == 2 and summary["synthetic_data"] is True
     assert summary["verification_accuracy"] > 0.7, summary  # chance is 0.5 on balanced pairs
@@ -91,8 +93,10 @@ def test_two_cpu_workers_lift_verification_clearly_above_chance(baseline_run) ->
     assert (run_dir / "model.pt").is_file() and (run_dir / "config.yaml").is_file()
 
 
-def test_rerunning_a_finished_run_with_more_epochs_continues_from_its_checkpoint(baseline_run, synthetic_faces) -> None:
-    run_dir, _ = baseline_run
+def test_rerunning_a_finished_run_with_more_epochs_continues_from_its_checkpoint(
+    killed_worker_run, synthetic_faces
+) -> None:
+    run_dir, _ = killed_worker_run
     before = epochs_in(run_dir)
     config = load_experiment(
         None, ["defense.name=none", "optim.epochs=5", "scale.workers=2", "scale.max_failures=1", *SMALL]
