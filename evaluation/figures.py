@@ -81,10 +81,10 @@ def privacy_utility_figure(reports: Sequence[RunReport]) -> plt.Figure:
     privacy = np.array([r.scores.score_pp for r in reports])
     mixed = len({r.synthetic_data for r in reports}) > 1
     colours = matplotlib.colormaps["viridis"]
-    for index, report in enumerate(reports):
+    for index, (report, x, y) in enumerate(zip(reports, accuracy, privacy)):
         axis.scatter(
-            report.verification_accuracy,
-            report.scores.score_pp,
+            x,
+            y,
             color=colours(float(np.clip(report.scores.overall, 0.0, 1.0))),
             marker=_MARKERS[index % len(_MARKERS)],
             s=80,

@@ -47,6 +47,13 @@ def training_worker_pids(ray_module) -> list[int]:
     ]
 
 
+def unprotected_config(epochs: int):
+    """The 2-worker `none` run of this module; resuming it with more epochs must give the same config otherwise."""
+    return load_experiment(
+        None, ["defense.name=none", f"optim.epochs={epochs}", "scale.workers=2", "scale.max_failures=1", *SMALL]
+    )
+
+
 @pytest.fixture(scope="module")
 def killed_worker_run(
     ray_cluster, synthetic_faces: Path, tmp_path_factory: pytest.TempPathFactory
@@ -55,9 +62,7 @@ def killed_worker_run(
     test reads how it recovered, the learning and resuming tests read the run it still finished (one Ray Train run
     for the three, each of which costs seconds of process starts)."""
     run_dir = tmp_path_factory.mktemp("runs") / "none"
-    config = load_experiment(
-        None, ["defense.name=none", "optim.epochs=4", "scale.workers=2", "scale.max_failures=1", *SMALL]
-    )
+    config = unprotected_config(epochs=4)
     outcome: dict = {}
     learner = threading.Thread(target=lambda: outcome.update(summary=run_training(synthetic_faces, run_dir, config)))
     learner.start()
@@ -98,9 +103,7 @@ def test_rerunning_a_finished_run_with_more_epochs_continues_from_its_checkpoint
 ) -> None:
     run_dir, _ = killed_worker_run
     before = epochs_in(run_dir)
-    config = load_experiment(
-        None, ["defense.name=none", "optim.epochs=5", "scale.workers=2", "scale.max_failures=1", *SMALL]
-    )
+    config = unprotected_config(epochs=5)
     summary = run_training(synthetic_faces, run_dir, config)
     after = epochs_in(run_dir)
     assert after[:4] == before, "finished epochs must be kept as they were, not retrained"
